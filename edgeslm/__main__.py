@@ -1,0 +1,3 @@
+from edgeslm.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,41 @@
+"""[advice] and [assets.*]: the local model and what engineers tell it about their machines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from edgeslm.settings.base import Section
+
+
+class AdviceSettings(Section):
+    enabled: bool = Field(True, description="Publish advice for alerts (model when available, else rules).")
+    model_dir: Path | None = Field(None, description="Folder of an onnxruntime-genai model (genai_config.json "
+                                   "inside). Empty: rule-based advice only. Get one with 'edgeslm model pull'.")
+    execution_provider: Literal["cpu", "cuda", "dml"] = Field("cpu", description="onnxruntime execution "
+                                                              "provider.")
+    threads: int = Field(0, ge=0, le=256, description="intra-op threads; 0 = one per CPU core. onnxruntime-genai "
+                         "would otherwise use ONE thread, half the speed on a 2-core gateway.")
+    max_new_tokens: int = Field(160, ge=8, le=2048, description="Upper bound on generated tokens.")
+    deadline_s: float = Field(60.0, gt=0, description="Time from alert to advice after which the model is "
+                              "stopped and rule-based advice is published instead.")
+    queue_size: int = Field(4, ge=1, le=1000, description="Alerts waiting for the model; a newer alert of the "
+                            "same asset replaces a waiting one; when full the lowest severity is dropped.")
+    guided_json: bool = Field(True, description="Constrain output to the advice JSON schema (guidance).")
+    warmup: bool = Field(True, description="Run a short generation at start-up to check the model works.")
+
+
+class SignalContext(Section):
+    unit: str = Field("", max_length=32, description="Engineering unit shown in alerts and prompts, e.g. 'degC'.")
+    description: str = Field("", max_length=200, description="What the signal measures.")
+    low: float | None = Field(None, description="Hard low limit: below it is always an anomaly.")
+    high: float | None = Field(None, description="Hard high limit: above it is always an anomaly.")
+
+
+class AssetContext(Section):
+    machine_type: str = Field("", max_length=100, description="e.g. 'centrifugal pump, 15 kW'.")
+    failure_modes: list[str] = Field(default_factory=list, description="Known failure modes, short phrases.")
+    notes: str = Field("", max_length=1000, description="Maintenance notes written by engineers.")
+    signals: dict[str, SignalContext] = Field(default_factory=dict, description="Per-signal unit and limits.")
