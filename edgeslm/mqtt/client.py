@@ -53,6 +53,7 @@ class MqttLink:
         self.connected = threading.Event()
         self._auth_logged = False
         self._v5 = settings.mqtt.protocol == "5"
+        self._subs = [(sub.topic, sub.qos) for sub in settings.subscriptions]
         self.status_topic = topics.status(settings.gateway.topic_prefix, settings.gateway.name)
         self._client = self._build(client_id or settings.client_id)
 
@@ -120,6 +121,17 @@ class MqttLink:
     def wait_connected(self, timeout: float) -> bool:
         return self.connected.wait(timeout)
 
+    def update_subscriptions(self, subscriptions: list[Any]) -> None:
+        """Live reload: drop filters no longer configured, add new ones (also re-sent on every connect)."""
+        new = [(sub.topic, sub.qos) for sub in subscriptions]
+        gone = [t for t, _ in self._subs if t not in {t2 for t2, _ in new}]
+        self._subs = new
+        if self.connected.is_set():
+            if gone:
+                self._client.unsubscribe(gone)
+            self._client.subscribe(new)
+        log.info("mqtt_subscriptions_updated", removed=gone, total=len(new))
+
     # --- publishing ---------------------------------------------------------------------------------
     def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False,
                 user_properties: dict[str, str] | None = None, expiry_s: int = 0,
@@ -153,7 +165,7 @@ class MqttLink:
             self._auth_logged = False
             # Subscriptions are re-sent on every connect: a broker that lost our session would
             # otherwise deliver nothing, silently.
-            subs = [(s.topic, s.qos) for s in self._s.subscriptions]
+            subs = list(self._subs)
             if self._on_message is not None and subs:
                 client.subscribe(subs)
             client.publish(self.status_topic, self._status_payload("online"), qos=1, retain=True)

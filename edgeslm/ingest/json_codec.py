@@ -1,0 +1,141 @@
+"""JSON telemetry: one object per message, mapped to samples by the subscription's [json] table.
+
+Stated rules for hostile input (each rejection has a counted reason):
+- payloads over the size cap, empty ones, invalid UTF-8: rejected before parsing;
+- nesting deeper than the cap: rejected before parsing (Python's parser would recurse);
+- NaN, Infinity, -Infinity and overflowing floats (1e309): rejected;
+- integers beyond Python's 4300-digit conversion limit: rejected as huge_number;
+- duplicate keys in one object: rejected (which value is meant is ambiguous);
+- a signal that is `true`/`false`, a string, null, an array or an object: that signal is skipped
+  and counted; the message's other signals are kept.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+
+from edgeslm.ingest.errors import PayloadError
+from edgeslm.ingest.fields import check_name, check_number, check_time_window, lookup, parse_timestamp, resolve_source
+from edgeslm.models import Sample
+from edgeslm.settings import IngestSettings, JsonMapping
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+def _no_constants(name: str) -> float:
+    raise PayloadError("non_finite", f"{name} is not a number")
+
+
+def _pairs(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    d = dict(pairs)
+    if len(d) != len(pairs):
+        raise _DuplicateKey(next(k for i, (k, _) in enumerate(pairs) if any(k == k2 for k2, _ in pairs[:i])))
+    return d
+
+
+_decoder = json.JSONDecoder(parse_constant=_no_constants, object_pairs_hook=_pairs)
+
+
+def nesting_depth(raw: bytes) -> int:
+    """Deepest bracket nesting outside strings. Only called when a cheap count says it could be deep."""
+    depth = deepest = 0
+    in_str = escaped = False
+    for b in raw:
+        if in_str:
+            if escaped:
+                escaped = False
+            elif b == 0x5C:  # backslash
+                escaped = True
+            elif b == 0x22:
+                in_str = False
+        elif b == 0x22:
+            in_str = True
+        elif b in (0x5B, 0x7B):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif b in (0x5D, 0x7D):
+            depth -= 1
+    return deepest
+
+
+def parse_json(raw: bytes, max_bytes: int, max_depth: int) -> object:
+    if len(raw) > max_bytes:
+        raise PayloadError("too_large", f"{len(raw)} bytes > {max_bytes}")
+    if not raw.strip():
+        raise PayloadError("empty", "empty payload")
+    # bytes.count runs in C: only payloads with many brackets pay for the exact scan.
+    if raw.count(b"[") + raw.count(b"{") > max_depth and nesting_depth(raw) > max_depth:
+        raise PayloadError("too_deep", f"nesting deeper than {max_depth}")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise PayloadError("bad_utf8", f"invalid UTF-8 at byte {e.start}") from None
+    try:
+        return _decoder.decode(text)
+    except _DuplicateKey as e:
+        raise PayloadError("duplicate_key", f"key '{str(e)[:40]}' appears twice") from None
+    except RecursionError:
+        raise PayloadError("too_deep", "nesting too deep") from None
+    except ValueError as e:
+        if isinstance(e, PayloadError):
+            raise
+        if "digits" in str(e):  # "Exceeds the limit (4300 digits) for integer string conversion"
+            raise PayloadError("huge_number", "integer with too many digits") from None
+        raise PayloadError("bad_json", str(e)[:120]) from None
+
+
+@dataclass
+class JsonDecoder:
+    """Decodes one subscription's JSON payloads. Per-signal rejections are reported in `skipped`."""
+
+    mapping: JsonMapping
+    limits: IngestSettings
+    skipped: dict[str, int] = field(default_factory=dict)  # reason → count, drained by the caller
+
+    def decode(self, topic: str, raw: bytes, received: float) -> list[Sample]:
+        doc = parse_json(raw, self.limits.max_payload_bytes, self.limits.max_json_depth)
+        if not isinstance(doc, dict):
+            raise PayloadError("not_object", f"expected a JSON object, got {type(doc).__name__}")
+        m = self.mapping
+        asset = resolve_source(m.asset, topic, "asset", doc)
+        ts = received
+        if m.timestamp_field:
+            raw_ts = lookup(doc, m.timestamp_field)
+            if raw_ts is not None:
+                ts = parse_timestamp(raw_ts, m.timestamp_format)
+        ts = check_time_window(ts, received, self.limits.max_future_skew_s, self.limits.max_age_s)
+        values = doc
+        if m.signals_field:
+            values = lookup(doc, m.signals_field)  # type: ignore[assignment]
+            if not isinstance(values, dict):
+                raise PayloadError("no_signals", f"field '{m.signals_field}' is not an object")
+        samples: list[Sample] = []
+        if m.signals:
+            for name in m.signals:
+                v = lookup(values, name)
+                if v is None:
+                    continue  # a signal may be absent from some messages
+                self._add(samples, asset, name, ts, v)
+        else:
+            skip = {m.asset.partition(":")[2], m.timestamp_field}
+            for name, v in values.items():
+                if name in skip or isinstance(v, str | dict | list) or v is None:
+                    continue  # auto mode: only numbers are signals; text fields are metadata
+                self._add(samples, asset, name, ts, v)
+        if not samples:
+            raise PayloadError("no_signals", "no usable signal values in the payload")
+        return samples
+
+    def _add(self, out: list[Sample], asset: str, name: str, ts: float, v: object) -> None:
+        # Fast path for the common case; the checks below give the reason otherwise.
+        if type(v) is float and math.isfinite(v):
+            out.append(Sample(asset, name, ts, v))
+            return
+        try:
+            out.append(Sample(asset, check_name(name, "signal"), ts, check_number(v, f"signal '{name}'")))
+        except PayloadError as e:
+            self.skipped[e.reason] = self.skipped.get(e.reason, 0) + 1
