@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from edgeslm.settings.base import Section
 
@@ -32,6 +32,19 @@ class SignalContext(Section):
     description: str = Field("", max_length=200, description="What the signal measures.")
     low: float | None = Field(None, description="Hard low limit: below it is always an anomaly.")
     high: float | None = Field(None, description="Hard high limit: above it is always an anomaly.")
+    soft_low: float | None = Field(None, description="Soft low limit: below it is a low-severity anomaly.")
+    soft_high: float | None = Field(None, description="Soft high limit: above it is a low-severity anomaly.")
+    expected_interval_s: float | None = Field(None, gt=0, description="Seconds between samples; the signal is "
+                                              "stale when none arrives within a few intervals.")
+
+    @model_validator(mode="after")
+    def _limits_ordered(self) -> SignalContext:
+        for lo_name, hi_name in (("low", "high"), ("soft_low", "soft_high"), ("low", "soft_low"),
+                                 ("soft_high", "high")):
+            lo, hi = getattr(self, lo_name), getattr(self, hi_name)
+            if lo is not None and hi is not None and lo > hi:
+                raise ValueError(f"{lo_name} ({lo}) must not be above {hi_name} ({hi})")
+        return self
 
 
 class AssetContext(Section):

@@ -1,4 +1,7 @@
-"""[detect] and [alarm]: detector defaults and the alarm state machine."""
+"""[detect] and [alarm]: detector defaults and the alarm state machine.
+
+The defaults are the ones the daemon ships with and the ones the NAB/SKAB benches run: no per-dataset tuning.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from edgeslm.settings.base import Section
 
 class ZScoreSettings(Section):
     enabled: bool = Field(True, description="Rolling mean/std z-score per signal.")
-    window: int = Field(120, ge=10, le=100_000, description="Baseline window in samples.")
+    window: int = Field(240, ge=10, le=100_000, description="Baseline window in samples.")
     warmup: int = Field(30, ge=5, description="Samples before the detector scores at all ('not enough data').")
     threshold: float = Field(4.0, gt=0, description="|z| at which a sample counts as anomalous.")
 
@@ -20,21 +23,139 @@ class ZScoreSettings(Section):
         return self
 
 
+class RobustZSettings(Section):
+    enabled: bool = Field(True, description="Rolling median/MAD z-score per signal (robust to outliers).")
+    window: int = Field(60, ge=10, le=10_000, description="Window in samples for the median and MAD.")
+    warmup: int = Field(30, ge=5, description="Samples before the detector scores.")
+    threshold: float = Field(5.0, gt=0, description="|robust z| (MAD scaled to a standard deviation) at which "
+                             "a sample counts as anomalous.")
+
+    @model_validator(mode="after")
+    def _warmup_fits(self) -> RobustZSettings:
+        if self.warmup > self.window:
+            raise ValueError("warmup must not exceed window")
+        return self
+
+
+class EwmaSettings(Section):
+    enabled: bool = Field(True, description="EWMA control chart: a smoothed mean leaving its control limits.")
+    alpha: float = Field(0.1, gt=0, lt=1, description="Smoothing weight of the newest sample (lambda).")
+    warmup: int = Field(30, ge=5, description="Samples before the detector scores.")
+    threshold: float = Field(4.0, gt=0, description="Control limit in EWMA standard deviations (L).")
+
+
+class CusumSettings(Section):
+    enabled: bool = Field(True, description="Two-sided CUSUM for slow, small mean shifts.")
+    drift: float = Field(0.5, ge=0, description="Allowance k in baseline standard deviations: shifts smaller "
+                         "than this are ignored.")
+    threshold: float = Field(8.0, gt=0, description="Decision interval h in baseline standard deviations.")
+    warmup: int = Field(30, ge=5, description="Samples before the detector scores.")
+
+
+class SpikeSettings(Section):
+    enabled: bool = Field(True, description="Spike / rate of change: a step between consecutive samples far "
+                          "larger than usual.")
+    window: int = Field(120, ge=10, le=100_000, description="Window of recent steps forming the baseline.")
+    warmup: int = Field(30, ge=5, description="Samples before the detector scores.")
+    threshold: float = Field(6.0, gt=0, description="Step size in baseline step standard deviations.")
+    max_rate: float | None = Field(None, gt=0, description="Optional absolute limit on |change| per second.")
+
+
+class FlatlineSettings(Section):
+    enabled: bool = Field(True, description="Stuck sensor: the same value repeated for too long.")
+    min_run: int = Field(30, ge=2, description="Least number of identical consecutive samples that can count.")
+    factor: float = Field(3.0, ge=1, description="A run must also be this many times longer than the longest "
+                          "run seen while learning (quantised signals repeat values normally).")
+    warmup: int = Field(100, ge=5, description="Samples used to learn the normal longest run first.")
+
+
+class LimitsSettings(Section):
+    enabled: bool = Field(True, description="Hard and soft limits from [assets.*.signals.*] (low/high, "
+                          "soft_low/soft_high).")
+
+
+class StaleSettings(Section):
+    enabled: bool = Field(True, description="Stale signal: no sample within the expected interval.")
+    tolerance: float = Field(3.0, ge=1, description="A signal is stale after tolerance x its expected "
+                             "interval (configured expected_interval_s, else the learned typical interval).")
+    min_gap_s: float = Field(30.0, ge=0, description="Never stale before this many seconds of silence.")
+    learn: bool = Field(True, description="Learn the typical interval when expected_interval_s is not set.")
+
+
+class MultivariateSettings(Section):
+    enabled: bool = Field(True, description="Hotelling T2 / Mahalanobis distance per asset over its signals.")
+    window: int = Field(400, ge=20, le=100_000, description="Rows (one value per signal) in the rolling "
+                        "baseline.")
+    warmup: int = Field(100, ge=10, description="Rows before the detector scores.")
+    shrinkage: float = Field(0.1, ge=0, le=1, description="Covariance shrinkage toward its diagonal "
+                             "(0 = sample covariance).")
+    refit_every: int = Field(50, ge=1, description="Rows between covariance re-estimates.")
+    threshold: float = Field(0.9999, gt=0.5, lt=1, description="Chi-square probability of T2 at which a row "
+                             "counts as anomalous.")
+
+    @model_validator(mode="after")
+    def _warmup_fits(self) -> MultivariateSettings:
+        if self.warmup > self.window:
+            raise ValueError("warmup must not exceed window")
+        return self
+
+
+class LikelihoodSettings(Section):
+    long_window: int = Field(2000, ge=50, le=1_000_000, description="Samples of recent raw scores forming the "
+                             "reference distribution.")
+    short_window: int = Field(5, ge=1, le=1000, description="Recent raw scores averaged before comparing.")
+    warmup: int = Field(150, ge=10, description="Raw scores before the likelihood moves from 0.5.")
+
+    @model_validator(mode="after")
+    def _windows(self) -> LikelihoodSettings:
+        if self.short_window >= self.long_window:
+            raise ValueError("short_window must be smaller than long_window")
+        return self
+
+
 class DetectSettings(Section):
     zscore: ZScoreSettings = Field(default_factory=ZScoreSettings)
+    robust: RobustZSettings = Field(default_factory=RobustZSettings)
+    ewma: EwmaSettings = Field(default_factory=EwmaSettings)
+    cusum: CusumSettings = Field(default_factory=CusumSettings)
+    spike: SpikeSettings = Field(default_factory=SpikeSettings)
+    flatline: FlatlineSettings = Field(default_factory=FlatlineSettings)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    stale: StaleSettings = Field(default_factory=StaleSettings)
+    multivariate: MultivariateSettings = Field(default_factory=MultivariateSettings)
+    likelihood: LikelihoodSettings = Field(default_factory=LikelihoodSettings)
+    rebaseline_after: int = Field(60, ge=5, description="Anomalous samples in a row after which a detector "
+                                  "accepts the new level as normal (a lasting level shift, not a fault).")
+    evidence_window: int = Field(10, ge=1, le=1000, description="Recent samples summarised in alarm evidence.")
 
 
 class AlarmSettings(Section):
-    raise_after: int = Field(2, ge=1, description="Anomalous samples (N of the last M) needed to raise.")
+    raise_likelihood: float = Field(0.9999, gt=0.5, lt=1, description="Calibrated anomaly likelihood at "
+                                    "which a sample counts as anomalous (one threshold for all signals).")
+    clear_likelihood: float = Field(0.99, gt=0.5, lt=1, description="Likelihood a sample must fall below to "
+                                    "count as normal again (hysteresis).")
+    raise_after: int = Field(1, ge=1, description="Anomalous samples (N of the last M) needed to raise.")
     of_last: int = Field(3, ge=1, description="The M of 'N of the last M'.")
-    clear_after: int = Field(10, ge=1, description="Consecutive normal samples needed to clear (hysteresis).")
+    clear_after: int = Field(10, ge=1, description="Consecutive normal samples (of every signal that was "
+                             "anomalous) needed to clear.")
+    clear_after_s: float = Field(600.0, gt=0, description="An open alarm with no anomalous sample for this "
+                                 "long is cleared by the periodic tick (e.g. the signal went quiet).")
     cooldown_s: float = Field(60.0, ge=0, description="After a clear, a new alarm on the same asset waits "
-                              "this long; anomalies inside it re-open nothing.")
+                              "this long; anomalies inside it re-open nothing (hard-limit breaches excepted).")
     update_min_interval_s: float = Field(30.0, ge=0, description="Least time between 'updated' messages of "
                                          "one episode (only sent when severity rises).")
+    medium_nines: float = Field(5.0, gt=0, description="Severity medium from this surprise, in nines of "
+                                "likelihood (5 = 0.99999).")
+    high_nines: float = Field(7.0, gt=0, description="Severity high from this surprise (or a hard limit).")
+    critical_nines: float = Field(10.0, gt=0, description="Severity critical from this surprise, or a hard "
+                                  "limit together with another detector.")
 
     @model_validator(mode="after")
-    def _n_of_m(self) -> AlarmSettings:
+    def _consistent(self) -> AlarmSettings:
         if self.raise_after > self.of_last:
             raise ValueError("raise_after must not exceed of_last")
+        if self.clear_likelihood > self.raise_likelihood:
+            raise ValueError("clear_likelihood must not exceed raise_likelihood (hysteresis)")
+        if not self.medium_nines <= self.high_nines <= self.critical_nines:
+            raise ValueError("severity levels must rise: medium_nines <= high_nines <= critical_nines")
         return self

@@ -1,0 +1,70 @@
+"""The detector contract (River-style): score a value against what was learnt, then learn from it.
+
+A detector is pure: no I/O, no clock, no logging; the timestamp is passed in. `score_one` returns None while
+warming up ("not enough data", never a guess) and otherwise a non-negative score in the detector's own units;
+`threshold` is where that score means "anomalous". `update` = score then learn, with the detector's own rule
+for keeping anomalies out of its baseline. State is a JSON-safe dict (no NaN/inf) and restores exactly.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+SCORE_CAP = 1e9  # scores stay finite so that state and events serialise with allow_nan=False
+
+
+class Detector(ABC):
+    name: ClassVar[str]
+    threshold: float
+    warmup: int
+
+    @abstractmethod
+    def score_one(self, x: float, ts: float = 0.0) -> float | None:
+        """Score of x against the current baseline; None while warming up. Does not change state."""
+
+    @abstractmethod
+    def learn_one(self, x: float, ts: float = 0.0) -> None:
+        """Add x to the baseline unconditionally."""
+
+    def update(self, x: float, ts: float = 0.0) -> float | None:
+        """Score, then learn (subclasses keep anomalies out of the baseline here)."""
+        s = self.score_one(x, ts)
+        self.learn_one(x, ts)
+        return s
+
+    @abstractmethod
+    def get_state(self) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def set_state(self, state: dict[str, Any]) -> None: ...
+
+    def baseline(self) -> tuple[float, float] | None:
+        """(mean, std) of the learnt baseline when the detector has one, for alarm evidence."""
+        return None
+
+
+class Rebaseliner:
+    """Keeps anomalous values out of a baseline, but accepts a lasting level shift as the new normal.
+
+    After `after` anomalous samples in a row the held-back values become the baseline (deliberate
+    re-baselining) instead of alarming forever on a machine that was simply moved to a new set point.
+    """
+
+    __slots__ = ("after", "held")
+
+    def __init__(self, after: int) -> None:
+        self.after = after
+        self.held: list[float] = []
+
+    def hold(self, x: float) -> list[float] | None:
+        """Hold back an anomalous x; returns the values to re-baseline on when the shift has lasted."""
+        self.held.append(x)
+        if len(self.held) >= self.after:
+            vals, self.held = self.held, []
+            return vals
+        return None
+
+    def release(self) -> None:
+        if self.held:
+            self.held = []

@@ -1,0 +1,353 @@
+"""DetectionEngine: per-(asset, signal) detectors -> calibrated likelihood -> per-asset alarm episodes.
+
+Owned by one thread (the detector thread): no locks. `process` is the hot path and stays in plain Python
+floats; numpy is used only by the multivariate detector, once per row and per refit.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+from edgeslm.detect.alarm import AssetAlarm, severity_for
+from edgeslm.detect.base import Detector
+from edgeslm.detect.likelihood import AnomalyLikelihood, nines
+from edgeslm.detect.limits import HARD, OK, Limits
+from edgeslm.detect.zscore import ZScore
+from edgeslm.models import AlarmEvent, AlarmState, SignalEvidence
+from edgeslm.settings.advice import AssetContext, SignalContext
+from edgeslm.settings.detect import AlarmSettings, DetectSettings
+
+STATE_VERSION = 1
+_NO_CTX = SignalContext()
+
+
+def build_detectors(cfg: DetectSettings) -> list[Detector]:
+    """The per-signal detector set for these settings (limits and stale are handled beside them)."""
+    dets: list[Detector] = []
+    rb = cfg.rebaseline_after
+    if cfg.zscore.enabled:
+        z = cfg.zscore
+        dets.append(ZScore(z.window, z.warmup, z.threshold, rb))
+    return dets
+
+
+class _Series:
+    """Everything learnt about one (asset, signal)."""
+
+    __slots__ = (
+        "asset",
+        "bits",
+        "calib",
+        "ctx",
+        "dets",
+        "dt",
+        "fired",
+        "last_ts",
+        "limit",
+        "limits",
+        "n",
+        "normal_run",
+        "p",
+        "raw",
+        "recent",
+        "ri",
+        "signal",
+        "stale",
+    )
+
+    def __init__(self, asset: str, signal: str, cfg: DetectSettings, ctx: SignalContext) -> None:
+        self.asset = asset
+        self.signal = signal
+        self.ctx = ctx
+        self.dets = [(d, d.threshold, d.name) for d in build_detectors(cfg)]
+        lk = cfg.likelihood
+        self.calib = AnomalyLikelihood(lk.long_window, lk.short_window, lk.warmup)
+        self.limits = (Limits(ctx.low, ctx.high, ctx.soft_low, ctx.soft_high)
+                       if cfg.limits.enabled and any(v is not None for v in
+                                                     (ctx.low, ctx.high, ctx.soft_low, ctx.soft_high)) else None)
+        self.recent: list[float] = []  # ring of the last evidence_window values
+        self.ri = 0
+        self.n = 0
+        self.last_ts: float | None = None
+        self.dt = 0.0  # learnt typical interval (EWMA of inter-arrival times)
+        self.p = 0.5  # latest tail probability
+        self.raw = 0.0
+        self.fired: tuple[str, ...] = ()
+        self.limit = OK
+        self.bits = 0  # last M anomalous flags, newest in bit 0
+        self.normal_run = 0
+        self.stale = False
+
+    def evidence(self, cfg: DetectSettings) -> SignalEvidence:
+        vals = self.recent
+        bl: tuple[float, float] | None = None
+        for d, _, _ in self.dets:
+            bl = d.baseline()
+            if bl is not None:
+                break
+        wmean = math.fsum(vals) / len(vals) if vals else 0.0
+        if bl is None:
+            bl = (wmean, 0.0)
+        last = vals[self.ri - 1] if vals else 0.0
+        dets = self.fired
+        if self.limit != OK:
+            dets = (*dets, "limits")
+        if self.stale:
+            dets = (*dets, "stale")
+        return SignalEvidence(signal=self.signal, value=last, window_mean=wmean, window_min=min(vals, default=0.0),
+                              window_max=max(vals, default=0.0), baseline_mean=bl[0], baseline_std=bl[1],
+                              score=round(nines(self.p), 3), detectors=dets, unit=self.ctx.unit)
+
+    def get_state(self) -> dict[str, Any]:
+        r = self.recent
+        return {"asset": self.asset, "signal": self.signal, "n": self.n, "last_ts": self.last_ts, "dt": self.dt,
+                "recent": r[self.ri:] + r[: self.ri], "bits": self.bits, "normal_run": self.normal_run,
+                "stale": self.stale, "calib": self.calib.get_state(),
+                "detectors": {name: d.get_state() for d, _, name in self.dets}}
+
+    def set_state(self, st: dict[str, Any], cfg: DetectSettings) -> None:
+        self.n = int(st["n"])
+        self.last_ts = None if st["last_ts"] is None else float(st["last_ts"])
+        self.dt = float(st["dt"])
+        self.recent = [float(v) for v in st["recent"]][-cfg.evidence_window:]
+        self.ri = len(self.recent) % cfg.evidence_window
+        self.bits = int(st["bits"])
+        self.normal_run = int(st["normal_run"])
+        self.stale = bool(st["stale"])
+        self.calib.set_state(st["calib"])
+        saved = st["detectors"]
+        for d, _, name in self.dets:
+            if name in saved:
+                d.set_state(saved[name])
+
+
+class DetectionEngine:
+    """Streams samples through the detectors and the alarm state machine; returns alarm events."""
+
+    def __init__(self, detect: DetectSettings, alarm: AlarmSettings, assets: dict[str, AssetContext]) -> None:
+        self._series: dict[tuple[str, str], _Series] = {}
+        self._alarms: dict[str, AssetAlarm] = {}
+        self._samples = 0
+        self._rejected = 0
+        self._events = 0
+        self._configure(detect, alarm, assets)
+
+    def _configure(self, detect: DetectSettings, alarm: AlarmSettings, assets: dict[str, AssetContext]) -> None:
+        self.detect = detect
+        self.alarm = alarm
+        self.assets = dict(assets)
+        self._raise_p = 1.0 - alarm.raise_likelihood
+        self._clear_p = 1.0 - alarm.clear_likelihood
+        self._mask = (1 << alarm.of_last) - 1
+        self._ew = detect.evidence_window
+
+    def _ctx(self, asset: str, signal: str) -> SignalContext:
+        a = self.assets.get(asset)
+        return a.signals.get(signal, _NO_CTX) if a is not None else _NO_CTX
+
+    def _new_series(self, asset: str, signal: str) -> _Series:
+        ser = _Series(asset, signal, self.detect, self._ctx(asset, signal))
+        self._series[(asset, signal)] = ser
+        if asset not in self._alarms:
+            self._alarms[asset] = AssetAlarm(asset)
+        return ser
+
+    # -- hot path -------------------------------------------------------------------------------------------
+    def process(self, sample: Any) -> list[AlarmEvent]:
+        """Score one Sample; return the alarm events it causes (usually none)."""
+        asset = sample.asset
+        ser = self._series.get((asset, sample.signal))
+        if ser is None:
+            ser = self._new_series(asset, sample.signal)
+        x = sample.value
+        ts = sample.ts
+        if x - x != 0.0:  # NaN or +-inf: never let it into a baseline
+            self._rejected += 1
+            return []
+        self._samples += 1
+        last = ser.last_ts
+        if last is not None:
+            gap = ts - last
+            if gap > 0.0:
+                ser.dt = gap if ser.dt == 0.0 else ser.dt + 0.05 * (gap - ser.dt)
+        ser.last_ts = ts
+        ser.n += 1
+        ew = self._ew
+        rec = ser.recent
+        if len(rec) < ew:
+            rec.append(x)
+            ser.ri = len(rec) % ew
+        else:
+            rec[ser.ri] = x
+            ser.ri = ser.ri + 1 if ser.ri + 1 < ew else 0
+
+        raw = 0.0
+        fired: tuple[str, ...] = ()
+        for det, thr, name in ser.dets:
+            s = det.update(x, ts)
+            if s is not None:
+                r = s / thr
+                raw = max(raw, r)
+                if r >= 1.0:
+                    fired += (name,)
+        ser.raw = raw
+        p = ser.calib.update(raw)
+        ser.p = p
+        ser.fired = fired
+        lim = ser.limits.check(x) if ser.limits is not None else OK
+        ser.limit = lim
+
+        anomalous = lim != OK or p <= self._raise_p
+        al = self._alarms[asset]
+        if ser.stale:
+            ser.stale = False
+        if anomalous:
+            ser.bits = ((ser.bits << 1) | 1) & self._mask
+            ser.normal_run = 0
+            al.abnormal.add(ser.signal)
+        else:
+            ser.bits = (ser.bits << 1) & self._mask
+            if p > self._clear_p:
+                ser.normal_run += 1
+                if ser.normal_run >= self.alarm.clear_after:
+                    al.abnormal.discard(ser.signal)
+            else:
+                ser.normal_run = 0
+            if al.alarm_id is None:
+                return []
+        return self._alarm_step(al, ser, ts, anomalous, lim, p, fired)
+
+    def _alarm_step(self, al: AssetAlarm, ser: _Series, ts: float, anomalous: bool, lim: int, p: float,
+                    fired: tuple[str, ...]) -> list[AlarmEvent]:
+        cfg = self.alarm
+        if al.alarm_id is None:
+            if ser.bits.bit_count() < cfg.raise_after:
+                return []
+            if ts < al.cooldown_until and lim != HARD:
+                return []
+            dets = set(fired)
+            if lim != OK:
+                dets.add("limits")
+            surprise = nines(p)
+            al.start(ts, severity_for(surprise, lim, len(dets), cfg), surprise, dets)
+            return [self._emit(al, AlarmState.RAISED, ts)]
+        if anomalous:
+            al.involved.add(ser.signal)
+            dets_t = (*fired, "limits") if lim != OK else fired
+            surprise = nines(p)
+            al.note(ts, severity_for(surprise, lim, len(dets_t), cfg), surprise, dets_t)
+        elif not al.abnormal:
+            ev = self._emit(al, AlarmState.CLEARED, ts)
+            al.finish(ts, cfg)
+            return [ev]
+        if al.wants_update(ts, cfg):
+            return [self._emit(al, AlarmState.UPDATED, ts)]
+        return []
+
+    def _emit(self, al: AssetAlarm, state: AlarmState, ts: float) -> AlarmEvent:
+        self._events += 1
+        al.involved.update(al.abnormal)
+        names = al.involved
+        evs = []
+        for sig in names:
+            ser = self._series.get((al.asset, sig))
+            if ser is not None:
+                evs.append(ser.evidence(self.detect))
+        evs.sort(key=lambda e: (-e.score, e.signal))
+        return al.event(state, ts, tuple(evs))
+
+    def process_many(self, samples: Iterable[Any]) -> list[AlarmEvent]:
+        out: list[AlarmEvent] = []
+        proc = self.process
+        for s in samples:
+            ev = proc(s)
+            if ev:
+                out.extend(ev)
+        return out
+
+    # -- periodic -------------------------------------------------------------------------------------------
+    def tick(self, now: float) -> list[AlarmEvent]:
+        """Stale signals, clears by time and pending 'updated' messages. Call about once a second."""
+        out: list[AlarmEvent] = []
+        st = self.detect.stale
+        cfg = self.alarm
+        if st.enabled:
+            for ser in self._series.values():
+                if ser.stale or ser.last_ts is None:
+                    continue
+                interval = ser.ctx.expected_interval_s
+                if interval is None:
+                    if not st.learn or ser.n < 10 or ser.dt <= 0.0:
+                        continue
+                    interval = ser.dt
+                if now - ser.last_ts > max(st.tolerance * interval, st.min_gap_s):
+                    ser.stale = True
+                    ser.normal_run = 0
+                    al = self._alarms[ser.asset]
+                    al.abnormal.add(ser.signal)
+                    if al.alarm_id is not None:
+                        al.note(now, al.severity, al.peak, ("stale",))
+        for al in self._alarms.values():
+            stale = any(self._series[(al.asset, s)].stale for s in al.abnormal if (al.asset, s) in self._series)
+            if al.alarm_id is None:
+                if stale and now >= al.cooldown_until:
+                    al.start(now, severity_for(0.0, OK, 1, cfg), 0.0, {"stale"})
+                    out.append(self._emit(al, AlarmState.RAISED, now))
+                continue
+            if not stale and now - al.last_anomalous_ts >= cfg.clear_after_s:
+                out.append(self._emit(al, AlarmState.CLEARED, now))
+                al.finish(now, cfg)
+            elif al.wants_update(now, cfg):
+                out.append(self._emit(al, AlarmState.UPDATED, now))
+        return out
+
+    # -- scores for benches and dashboards ------------------------------------------------------------------
+    def likelihood(self, asset: str, signal: str) -> float:
+        """Latest calibrated anomaly likelihood (0..1) of one series; 0.5 while warming up or unknown."""
+        ser = self._series.get((asset, signal))
+        return 1.0 - ser.p if ser is not None else 0.5
+
+    def surprise(self, asset: str, signal: str) -> float:
+        """Latest surprise of one series in nines of likelihood (4 = 0.9999)."""
+        ser = self._series.get((asset, signal))
+        return nines(ser.p) if ser is not None else 0.0
+
+    def alarm_open(self, asset: str) -> str | None:
+        al = self._alarms.get(asset)
+        return al.alarm_id if al is not None else None
+
+    # -- lifecycle ------------------------------------------------------------------------------------------
+    def stats(self) -> dict[str, Any]:
+        return {"series": len(self._series), "assets": len(self._alarms), "samples_scored": self._samples,
+                "samples_rejected": self._rejected, "events": self._events,
+                "alarms_open": sum(1 for a in self._alarms.values() if a.alarm_id is not None),
+                "signals_stale": sum(1 for s in self._series.values() if s.stale)}
+
+    def state(self) -> dict[str, Any]:
+        """Everything learnt, JSON-safe (no NaN/inf), for saving across restarts."""
+        return {"version": STATE_VERSION, "series": [s.get_state() for s in self._series.values()],
+                "alarms": {a: al.get_state() for a, al in self._alarms.items()},
+                "counters": {"samples": self._samples, "rejected": self._rejected, "events": self._events}}
+
+    def load_state(self, d: dict[str, Any]) -> None:
+        if d.get("version") != STATE_VERSION:
+            raise ValueError(f"detector state version {d.get('version')!r} is not {STATE_VERSION}")
+        self._series.clear()
+        self._alarms.clear()
+        for st in d["series"]:
+            self._new_series(st["asset"], st["signal"]).set_state(st, self.detect)
+        for asset, ast in d["alarms"].items():
+            al = self._alarms.setdefault(asset, AssetAlarm(asset))
+            al.set_state(ast)
+        c = d.get("counters", {})
+        self._samples = int(c.get("samples", 0))
+        self._rejected = int(c.get("rejected", 0))
+        self._events = int(c.get("events", 0))
+
+    def reconfigure(self, detect: DetectSettings, alarm: AlarmSettings, assets: dict[str, AssetContext]) -> None:
+        """Live reload: new settings, learnt baselines and open episodes kept where they still fit."""
+        saved = self.state()
+        self._configure(detect, alarm, assets)
+        self.load_state(saved)

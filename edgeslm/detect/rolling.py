@@ -1,0 +1,164 @@
+"""Rolling window statistics in plain Python floats: O(1) per update, exact recompute to stop drift.
+
+Per-sample numpy calls on scalars cost microseconds each; a ring buffer with running sums costs a few
+hundred nanoseconds. Sums are kept of values shifted by a reference near the mean (less cancellation in
+the variance), and recomputed exactly from the buffer once per window so rounding error cannot build up.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left, insort
+from typing import Any
+
+
+class RollingMoments:
+    """Mean and standard deviation of the last `window` values."""
+
+    __slots__ = ("_buf", "_i", "_k", "_s", "_since", "_ss", "n", "window")
+
+    def __init__(self, window: int) -> None:
+        self.window = window
+        self._buf: list[float] = []
+        self._i = 0  # next slot to overwrite once the buffer is full
+        self.n = 0
+        self._k = 0.0  # shift
+        self._s = 0.0  # sum of (x - k)
+        self._ss = 0.0  # sum of (x - k)^2
+        self._since = 0
+
+    def push(self, x: float) -> None:
+        d = x - self._k
+        if self.n < self.window:
+            if self.n == 0:
+                self._k = x
+                d = 0.0
+            self._buf.append(d)
+            self.n += 1
+            self._s += d
+            self._ss += d * d
+        else:
+            i = self._i
+            old = self._buf[i]
+            self._buf[i] = d
+            self._s += d - old
+            self._ss += d * d - old * old
+            self._i = i + 1 if i + 1 < self.window else 0
+        self._since += 1
+        if self._since >= self.window:
+            self._recompute()
+
+    def _recompute(self) -> None:
+        self._since = 0
+        if not self.n:
+            return
+        mean = self._k + math.fsum(self._buf) / self.n
+        shift = mean - self._k
+        self._buf = [d - shift for d in self._buf]
+        self._k = mean
+        self._s = math.fsum(self._buf)
+        self._ss = math.fsum(d * d for d in self._buf)
+
+    @property
+    def mean(self) -> float:
+        return self._k + self._s / self.n if self.n else 0.0
+
+    @property
+    def std(self) -> float:
+        n = self.n
+        if n < 2:
+            return 0.0
+        var = (self._ss - self._s * self._s / n) / (n - 1)
+        return math.sqrt(var) if var > 0.0 else 0.0
+
+    def values(self) -> list[float]:
+        """Oldest first."""
+        k = self._k
+        buf = self._buf[self._i:] + self._buf[: self._i] if self.n == self.window else self._buf
+        return [d + k for d in buf]
+
+    def clear(self) -> None:
+        self.__init__(self.window)  # type: ignore[misc]
+
+    def get_state(self) -> dict[str, Any]:
+        return {"values": self.values()}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        # Works across a changed window size: the newest values that fit are kept.
+        self.clear()
+        for v in list(state["values"])[-self.window:]:
+            self.push(float(v))
+
+
+class RollingMedian:
+    """Median and MAD of the last `window` values on a sorted list (bisect: memmove in C, no numpy)."""
+
+    __slots__ = ("_i", "_ring", "_sorted", "window")
+
+    def __init__(self, window: int) -> None:
+        self.window = window
+        self._ring: list[float] = []
+        self._sorted: list[float] = []
+        self._i = 0
+
+    @property
+    def n(self) -> int:
+        return len(self._ring)
+
+    def push(self, x: float) -> None:
+        srt = self._sorted
+        if len(self._ring) < self.window:
+            self._ring.append(x)
+        else:
+            old = self._ring[self._i]
+            self._ring[self._i] = x
+            self._i = self._i + 1 if self._i + 1 < self.window else 0
+            del srt[bisect_left(srt, old)]
+        insort(srt, x)
+
+    def median(self) -> float:
+        s = self._sorted
+        n = len(s)
+        h = n >> 1
+        return s[h] if n & 1 else 0.5 * (s[h - 1] + s[h])
+
+    def mad(self, med: float) -> float:
+        """Median absolute deviation from `med` in O(log n): k-th smallest of two sorted deviation runs."""
+        s = self._sorted
+        n = len(s)
+        p = bisect_left(s, med)
+        na, nb = p, n - p  # left deviations med - s[p-1-j], right deviations s[p+j] - med, both ascending
+
+        def kth(k: int) -> float:
+            lo, hi = max(0, k + 1 - nb), min(k + 1, na)
+            while lo < hi:
+                i = (lo + hi) >> 1
+                j = k + 1 - i
+                if j > 0 and med - s[p - 1 - i] < s[p + j - 1] - med:
+                    lo = i + 1
+                else:
+                    hi = i
+            j = k + 1 - lo
+            a = med - s[p - lo] if lo > 0 else -1.0
+            b = s[p + j - 1] - med if j > 0 else -1.0
+            return a if a > b else b
+
+        h = n >> 1
+        return kth(h) if n & 1 else 0.5 * (kth(h - 1) + kth(h))
+
+    def values(self) -> list[float]:
+        r = self._ring
+        return r[self._i:] + r[: self._i] if len(r) == self.window else list(r)
+
+    def clear(self) -> None:
+        self._ring = []
+        self._sorted = []
+        self._i = 0
+
+    def get_state(self) -> dict[str, Any]:
+        return {"values": self.values()}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.clear()
+        for v in list(state["values"])[-self.window:]:
+            self.push(float(v))
