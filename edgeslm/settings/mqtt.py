@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -49,11 +50,14 @@ class MqttSettings(Section):
 
     @model_validator(mode="after")
     def _check(self) -> MqttSettings:
-        if self.username and self.password is None and self.password_file is None:
+        credential = Path(os.environ.get("CREDENTIALS_DIRECTORY") or "/nonexistent") / "mqtt_password"
+        if self.username and self.password is None and self.password_file is None and not credential.is_file():
             raise ValueError("username is set but no password: set password_file, the systemd credential "
                              "'mqtt_password', or EDGESLM_MQTT__PASSWORD")
         if self.password is not None and self.password_file is not None:
             raise ValueError("set either password or password_file, not both")
+        if self.password_file is not None and not os.access(self.password_file, os.R_OK):
+            raise ValueError(f"password_file {self.password_file} does not exist or is not readable")
         if self.reconnect_min_s > self.reconnect_max_s:
             raise ValueError("reconnect_min_s must not exceed reconnect_max_s")
         return self

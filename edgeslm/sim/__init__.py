@@ -1,0 +1,1 @@
+"""A plant simulator: realistic machine telemetry with injected faults, for demos and engineers' tests."""
