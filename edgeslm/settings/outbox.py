@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from edgeslm.settings.base import Section
 
@@ -22,3 +22,22 @@ class OutboxSettings(Section):
     ttl_status_s: float = Field(3600.0, gt=0, description="Status messages older than this are expired unsent.")
     replay_rate_per_s: float = Field(200.0, gt=0, description="Rate limit for backlog sent after an outage.")
     message_expiry_s: int = Field(0, ge=0, description="MQTT 5 message expiry on what we publish; 0 = none.")
+    historical_after_s: float = Field(5.0, ge=0, description="A message older than this when sent is replayed "
+                                      "backlog: flagged \"historical\": true and rate-limited.")
+    coalesce_status: bool = Field(True, description="A new status message supersedes older unsent status "
+                                  "messages of the same topic (counted as dropped/superseded).")
+    batch_max: int = Field(256, ge=1, le=10_000, description="Most operations grouped into one SQLite "
+                           "transaction (group commit).")
+    retry_base_s: float = Field(1.0, gt=0, description="First retry delay after a rejected PUBACK, doubled "
+                                "per attempt up to retry_max_s.")
+    retry_max_s: float = Field(60.0, gt=0, description="Longest retry delay after a rejected PUBACK.")
+    ack_timeout_s: float = Field(15.0, gt=0, description="A PUBACK missing this long marks the link stalled "
+                                 "(keep it below 1.5 x mqtt.keepalive_s so a frozen broker is noticed first "
+                                 "here).")
+    dead_letter_max_rows: int = Field(10_000, ge=1, description="Dead-letter rows kept; the oldest are pruned.")
+
+    @model_validator(mode="after")
+    def _check(self) -> OutboxSettings:
+        if self.retry_base_s > self.retry_max_s:
+            raise ValueError("retry_base_s must not exceed retry_max_s")
+        return self

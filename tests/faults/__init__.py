@@ -1,0 +1,1 @@
+"""Fault tests: real mosquitto processes stopped, killed and frozen; the daemon killed; disks filled."""
