@@ -74,6 +74,10 @@ class App:
         self.pipeline = Pipeline(s, self.engine, self._on_alarm, self.counters)
         self.pipeline.state_saver = self._save_detector_state
         self.link = MqttLink(s, on_message=self.pipeline.offer)
+        link = self.link
+        # Decoder commands (Sparkplug rebirth requests) go out directly: a stale one is useless after an outage.
+        self.pipeline.command_sink = lambda topic, payload: link.publish(
+            topic, payload, qos=0, content_type="application/octet-stream")
         self.forwarder = Forwarder(self.outbox, self.link, s.outbox)
         self.advisor = AdviceWorker(s, publish=self._on_advice, on_status=self._on_advice_status)
         self.forwarder.start()

@@ -50,6 +50,8 @@ class Pipeline:
         # Detector state is saved from this thread (it owns it) every `save_every` s and at stop.
         self.state_saver: Callable[[dict[str, Any]], None] | None = None
         self.save_every = 60.0
+        # Commands a decoder asks to send (Sparkplug rebirth requests); None drops them.
+        self.command_sink: Callable[[str, bytes], None] | None = None
 
     # --- producer side: paho's network thread ------------------------------------------------------
     def offer(self, topic: str, payload: bytes, received: float) -> None:
@@ -169,6 +171,9 @@ class Pipeline:
                 for reason, c in dec.skipped.items():
                     bad[reason] = bad.get(reason, 0) + c
                 dec.skipped.clear()
+            outgoing = getattr(dec, "outgoing", None)
+            if outgoing:
+                self._send_commands(outgoing)
         self.processed_samples += accepted
         c = self._counters
         c.add_many({"messages_in": messages, "samples_in": accepted})
@@ -176,6 +181,17 @@ class Pipeline:
             c.add_many(bad, prefix="bad_payload.")
             c.add("bad_payloads", sum(bad.values()))
         self._emit(events)
+
+    def _send_commands(self, outgoing: list[tuple[str, bytes]]) -> None:
+        sink = self.command_sink
+        for topic, payload in outgoing:
+            if sink is not None:
+                try:
+                    sink(topic, payload)
+                    self._counters.add("commands_sent")
+                except Exception:
+                    log.exception("command_send_failed", topic=topic)
+        outgoing.clear()
 
     def _emit(self, events: list[AlarmEvent]) -> None:
         for ev in events:
