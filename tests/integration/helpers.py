@@ -1,0 +1,62 @@
+"""Shared by the integration tests: a running daemon, a publisher, waiting with a bound."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+
+from edgeslm.app import App
+from edgeslm.settings import Settings, load_settings
+
+
+def wait_for(pred: Callable[[], bool], timeout: float, step: float = 0.01) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(step)
+    return pred()
+
+
+def daemon_settings(broker: Any, tmp_path: Path, tag: str, **overrides: Any) -> Settings:
+    base: dict[str, Any] = {
+        "gateway": {"name": f"gw-{tag}", "site": f"site-{tag}", "state_dir": str(tmp_path / f"state-{tag}")},
+        "mqtt": {"host": broker.host, "port": broker.port, "client_id": f"edgeslm-{tag}", "clean_start": True},
+        "subscriptions": [{"topic": f"t-{tag}/+/telemetry", "json": {"asset": "topic:1"}},
+                          {"topic": f"p-{tag}/+/+", "codec": "plain", "plain": {"asset": "topic:1",
+                                                                                 "signal": "topic:2"}}],
+        "advice": {"model_dir": None},
+        "health": {"status_interval_s": 1},
+    }
+    for k, v in overrides.items():
+        base[k] = {**base.get(k, {}), **v} if isinstance(v, dict) else v
+    return load_settings(None, **base)
+
+
+@contextmanager
+def running(settings: Settings) -> Iterator[App]:
+    app = App(settings)
+    try:
+        app.start()
+        assert app.link is not None and app.link.wait_connected(10), "daemon did not connect"
+        yield app
+    finally:
+        app.stop()
+
+
+@contextmanager
+def publisher(broker: Any) -> Iterator[paho.Client]:
+    c = paho.Client(CallbackAPIVersion.VERSION2)
+    c.connect(broker.host, broker.port)
+    c.loop_start()
+    try:
+        yield c
+    finally:
+        c.disconnect()
+        c.loop_stop()
