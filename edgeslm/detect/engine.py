@@ -12,8 +12,14 @@ from typing import Any
 
 from edgeslm.detect.alarm import AssetAlarm, severity_for
 from edgeslm.detect.base import Detector
+from edgeslm.detect.cusum import Cusum
+from edgeslm.detect.ewma import Ewma
+from edgeslm.detect.flatline import Flatline
 from edgeslm.detect.likelihood import AnomalyLikelihood, nines
 from edgeslm.detect.limits import HARD, OK, Limits
+from edgeslm.detect.multivariate import Hotelling
+from edgeslm.detect.robust_zscore import RobustZScore
+from edgeslm.detect.spike import Spike
 from edgeslm.detect.zscore import ZScore
 from edgeslm.models import AlarmEvent, AlarmState, SignalEvidence
 from edgeslm.settings.advice import AssetContext, SignalContext
@@ -30,7 +36,54 @@ def build_detectors(cfg: DetectSettings) -> list[Detector]:
     if cfg.zscore.enabled:
         z = cfg.zscore
         dets.append(ZScore(z.window, z.warmup, z.threshold, rb))
+    if cfg.robust.enabled:
+        r = cfg.robust
+        dets.append(RobustZScore(r.window, r.warmup, r.threshold, rb))
+    if cfg.ewma.enabled:
+        e = cfg.ewma
+        dets.append(Ewma(e.alpha, e.warmup, e.threshold, cfg.zscore.window, rb))
+    if cfg.cusum.enabled:
+        c = cfg.cusum
+        dets.append(Cusum(c.drift, c.threshold, c.warmup, cfg.zscore.window, rb))
+    if cfg.spike.enabled:
+        sp = cfg.spike
+        dets.append(Spike(sp.window, sp.warmup, sp.threshold, sp.max_rate))
+    if cfg.flatline.enabled:
+        f = cfg.flatline
+        dets.append(Flatline(f.min_run, f.factor, f.warmup))
     return dets
+
+
+class _Multi:
+    """Row assembly for one asset's multivariate detector: a row is complete when every signal has reported."""
+
+    __slots__ = ("bits", "contrib", "det", "last", "normal_run", "order", "p", "pending", "signal")
+
+    def __init__(self, order: list[str], cfg: DetectSettings) -> None:
+        self.order = order
+        self.signal = MV
+        m = cfg.multivariate
+        self.det = (Hotelling(len(order), m.window, m.warmup, m.shrinkage, m.refit_every, m.threshold,
+                              m.rebaseline_after) if len(order) >= 2 else None)
+        self.last: dict[str, float] = {}
+        self.pending: set[str] = set(order)
+        self.p = 1.0
+        self.contrib: dict[str, float] = {}
+        self.bits = 0
+        self.normal_run = 0
+
+    def get_state(self) -> dict[str, Any]:
+        return {"order": self.order, "det": self.det.get_state() if self.det else None, "bits": self.bits,
+                "normal_run": self.normal_run}
+
+    def set_state(self, st: dict[str, Any]) -> None:
+        if self.det is not None and st.get("det") is not None:
+            self.det.set_state(st["det"])
+        self.bits = int(st["bits"])
+        self.normal_run = int(st["normal_run"])
+
+
+MV = "~multivariate"  # pseudo-signal name of the multivariate detector in an asset's abnormal set
 
 
 class _Series:
@@ -48,6 +101,7 @@ class _Series:
         "limit",
         "limits",
         "n",
+        "nab",
         "normal_run",
         "p",
         "raw",
@@ -79,6 +133,7 @@ class _Series:
         self.bits = 0  # last M anomalous flags, newest in bit 0
         self.normal_run = 0
         self.stale = False
+        self.nab = 0.0  # NAB export: surprise score on the sample that raised/escalated an alarm, else 0
 
     def evidence(self, cfg: DetectSettings) -> SignalEvidence:
         vals = self.recent
@@ -129,6 +184,7 @@ class DetectionEngine:
     def __init__(self, detect: DetectSettings, alarm: AlarmSettings, assets: dict[str, AssetContext]) -> None:
         self._series: dict[tuple[str, str], _Series] = {}
         self._alarms: dict[str, AssetAlarm] = {}
+        self._multi: dict[str, _Multi] = {}
         self._samples = 0
         self._rejected = 0
         self._events = 0
@@ -152,6 +208,9 @@ class DetectionEngine:
         self._series[(asset, signal)] = ser
         if asset not in self._alarms:
             self._alarms[asset] = AssetAlarm(asset)
+        if self.detect.multivariate.enabled:
+            old = self._multi.get(asset)
+            self._multi[asset] = _Multi([*(old.order if old else []), signal], self.detect)
         return ser
 
     # -- hot path -------------------------------------------------------------------------------------------
@@ -199,10 +258,38 @@ class DetectionEngine:
         lim = ser.limits.check(x) if ser.limits is not None else OK
         ser.limit = lim
 
-        anomalous = lim != OK or p <= self._raise_p
         al = self._alarms[asset]
         if ser.stale:
             ser.stale = False
+        # Both gates: rare for this signal (likelihood) and beyond at least one detector's own threshold.
+        events = self._flag(al, ser, ts, lim != OK or (p <= self._raise_p and bool(fired)), lim, p, fired)
+        ser.nab = 0.0
+        mv = self._multi.get(asset)
+        if mv is not None and mv.det is not None:
+            mv.last[ser.signal] = x
+            pend = mv.pending
+            pend.discard(ser.signal)
+            if not pend:
+                mv.pending = set(mv.order)
+                r = mv.det.update([mv.last[k] for k in mv.order], ts)
+                if r is not None:
+                    mp = mv.det.tail(r[0])
+                    mv.p = mp
+                    if mp <= self._raise_p:
+                        tot = sum(c for c in r[1] if c > 0.0) or 1.0
+                        mv.contrib = {k: c / tot for k, c in zip(mv.order, r[1], strict=True) if c > 0.0}
+                        al.involved.update(k for k, c in mv.contrib.items() if c >= 0.2)
+                    ev2 = self._flag(al, mv, ts, mp <= self._raise_p, OK, mp, ("multivariate",))
+                    if ev2:
+                        events = events + ev2 if events else ev2
+        if events:
+            for e in events:
+                if e.state is not AlarmState.CLEARED:
+                    ser.nab = max(ser.nab, e.score / (e.score + 4.0))
+        return events
+
+    def _flag(self, al: AssetAlarm, ser: _Series | _Multi, ts: float, anomalous: bool, lim: int, p: float,
+              fired: tuple[str, ...]) -> list[AlarmEvent]:
         if anomalous:
             ser.bits = ((ser.bits << 1) | 1) & self._mask
             ser.normal_run = 0
@@ -219,7 +306,7 @@ class DetectionEngine:
                 return []
         return self._alarm_step(al, ser, ts, anomalous, lim, p, fired)
 
-    def _alarm_step(self, al: AssetAlarm, ser: _Series, ts: float, anomalous: bool, lim: int, p: float,
+    def _alarm_step(self, al: AssetAlarm, ser: _Series | _Multi, ts: float, anomalous: bool, lim: int, p: float,
                     fired: tuple[str, ...]) -> list[AlarmEvent]:
         cfg = self.alarm
         if al.alarm_id is None:
@@ -234,7 +321,8 @@ class DetectionEngine:
             al.start(ts, severity_for(surprise, lim, len(dets), cfg), surprise, dets)
             return [self._emit(al, AlarmState.RAISED, ts)]
         if anomalous:
-            al.involved.add(ser.signal)
+            if ser.signal != MV:
+                al.involved.add(ser.signal)
             dets_t = (*fired, "limits") if lim != OK else fired
             surprise = nines(p)
             al.note(ts, severity_for(surprise, lim, len(dets_t), cfg), surprise, dets_t)
@@ -255,7 +343,9 @@ class DetectionEngine:
             ser = self._series.get((al.asset, sig))
             if ser is not None:
                 evs.append(ser.evidence(self.detect))
-        evs.sort(key=lambda e: (-e.score, e.signal))
+        mv = self._multi.get(al.asset)
+        contrib = mv.contrib if mv is not None and MV in al.involved else {}
+        evs.sort(key=lambda e: (-contrib.get(e.signal, 0.0), -e.score, e.signal))
         return al.event(state, ts, tuple(evs))
 
     def process_many(self, samples: Iterable[Any]) -> list[AlarmEvent]:
@@ -309,6 +399,15 @@ class DetectionEngine:
         ser = self._series.get((asset, signal))
         return 1.0 - ser.p if ser is not None else 0.5
 
+    def nab_score(self, asset: str, signal: str) -> float:
+        """Per-sample score in [0, 1) for NAB-style benchmarks: what an operator would see from the daemon.
+
+        Non-zero only on the sample that raised (or escalated) an alarm of the asset: surprise/(surprise + 4),
+        monotone in the likelihood (0.5 = likelihood 0.9999). The raw per-sample likelihood is `likelihood()`.
+        """
+        ser = self._series.get((asset, signal))
+        return ser.nab if ser is not None else 0.0
+
     def surprise(self, asset: str, signal: str) -> float:
         """Latest surprise of one series in nines of likelihood (4 = 0.9999)."""
         ser = self._series.get((asset, signal))
@@ -329,6 +428,7 @@ class DetectionEngine:
         """Everything learnt, JSON-safe (no NaN/inf), for saving across restarts."""
         return {"version": STATE_VERSION, "series": [s.get_state() for s in self._series.values()],
                 "alarms": {a: al.get_state() for a, al in self._alarms.items()},
+                "multi": {a: m.get_state() for a, m in self._multi.items()},
                 "counters": {"samples": self._samples, "rejected": self._rejected, "events": self._events}}
 
     def load_state(self, d: dict[str, Any]) -> None:
@@ -336,8 +436,13 @@ class DetectionEngine:
             raise ValueError(f"detector state version {d.get('version')!r} is not {STATE_VERSION}")
         self._series.clear()
         self._alarms.clear()
+        self._multi.clear()
         for st in d["series"]:
             self._new_series(st["asset"], st["signal"]).set_state(st, self.detect)
+        for asset, mst in d.get("multi", {}).items():
+            m = self._multi.get(asset)
+            if m is not None and m.order == mst["order"]:
+                m.set_state(mst)
         for asset, ast in d["alarms"].items():
             al = self._alarms.setdefault(asset, AssetAlarm(asset))
             al.set_state(ast)

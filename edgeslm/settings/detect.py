@@ -24,7 +24,8 @@ class ZScoreSettings(Section):
 
 
 class RobustZSettings(Section):
-    enabled: bool = Field(True, description="Rolling median/MAD z-score per signal (robust to outliers).")
+    enabled: bool = Field(False, description="Rolling median/MAD z-score per signal (robust to outliers). Off by "
+                          "default: on bursty or quantised signals it over-fires (NAB: standard 51 -> 39).")
     window: int = Field(60, ge=10, le=10_000, description="Window in samples for the median and MAD.")
     warmup: int = Field(30, ge=5, description="Samples before the detector scores.")
     threshold: float = Field(5.0, gt=0, description="|robust z| (MAD scaled to a standard deviation) at which "
@@ -45,7 +46,9 @@ class EwmaSettings(Section):
 
 
 class CusumSettings(Section):
-    enabled: bool = Field(True, description="Two-sided CUSUM for slow, small mean shifts.")
+    enabled: bool = Field(False, description="Two-sided CUSUM for slow, small mean shifts. Off by default (NAB: "
+                          "standard 51 -> 42 from drift alarms on non-stationary series); enable for process "
+                          "signals with a stable set point.")
     drift: float = Field(0.5, ge=0, description="Allowance k in baseline standard deviations: shifts smaller "
                          "than this are ignored.")
     threshold: float = Field(8.0, gt=0, description="Decision interval h in baseline standard deviations.")
@@ -92,6 +95,9 @@ class MultivariateSettings(Section):
     refit_every: int = Field(50, ge=1, description="Rows between covariance re-estimates.")
     threshold: float = Field(0.9999, gt=0.5, lt=1, description="Chi-square probability of T2 at which a row "
                              "counts as anomalous.")
+    rebaseline_after: int = Field(600, ge=5, description="Anomalous rows in a row after which the new operating "
+                                  "point is accepted as normal (longer than for single signals: a closed valve "
+                                  "must not become normal within minutes).")
 
     @model_validator(mode="after")
     def _warmup_fits(self) -> MultivariateSettings:
