@@ -284,7 +284,7 @@ class DetectionEngine:
                         events = events + ev2 if events else ev2
         if events:
             for e in events:
-                if e.state is not AlarmState.CLEARED:
+                if e.state is AlarmState.RAISED:
                     ser.nab = max(ser.nab, e.score / (e.score + 4.0))
         return events
 
@@ -402,11 +402,16 @@ class DetectionEngine:
     def nab_score(self, asset: str, signal: str) -> float:
         """Per-sample score in [0, 1) for NAB-style benchmarks: what an operator would see from the daemon.
 
-        Non-zero only on the sample that raised (or escalated) an alarm of the asset: surprise/(surprise + 4),
+        Non-zero only on the sample that raised an alarm of the asset: surprise/(surprise + 4),
         monotone in the likelihood (0.5 = likelihood 0.9999). The raw per-sample likelihood is `likelihood()`.
         """
         ser = self._series.get((asset, signal))
         return ser.nab if ser is not None else 0.0
+
+    def multivariate_tail(self, asset: str) -> float | None:
+        """Tail probability of the asset's latest multivariate row (None before the detector scores)."""
+        m = self._multi.get(asset)
+        return m.p if m is not None and m.det is not None and m.det.n >= m.det.warmup else None
 
     def surprise(self, asset: str, signal: str) -> float:
         """Latest surprise of one series in nines of likelihood (4 = 0.9999)."""

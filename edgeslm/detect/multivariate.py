@@ -117,13 +117,25 @@ class Hotelling:
 
     def get_state(self) -> dict[str, Any]:
         rows = np.roll(self._buf, -self._i, axis=0)[-self._n:] if self._n == self.window else self._buf[: self._n]
-        return {"dim": self.dim, "rows": rows.tolist(), "held": self._held}
+        return {"dim": self.dim, "rows": rows.tolist(), "held": self._held, "window": self.window,
+                "buf": self._buf[: self._n].tolist(), "i": self._i, "since_fit": self._since_fit}
 
     def set_state(self, state: dict[str, Any]) -> None:
         if int(state["dim"]) != self.dim:
             raise ValueError("multivariate state has a different number of signals")
+        self._held = [list(map(float, h)) for h in state.get("held", [])]
+        if state.get("window") == self.window and "buf" in state:
+            # Same layout: restore exactly, refit, and keep the refit schedule.
+            self._n = len(state["buf"])
+            if self._n:
+                self._buf[: self._n] = np.asarray(state["buf"], dtype=float)
+            self._i = int(state["i"])
+            self._prec = None
+            if self._n >= self.warmup:
+                self._fit()
+            self._since_fit = int(state["since_fit"])
+            return
         self._n = self._i = 0
         self._prec = None
         for r in state["rows"][-self.window:]:
             self._push(r)
-        self._held = [list(map(float, h)) for h in state.get("held", [])]

@@ -81,10 +81,19 @@ class RollingMoments:
         self.__init__(self.window)  # type: ignore[misc]
 
     def get_state(self) -> dict[str, Any]:
-        return {"values": self.values()}
+        # Internals too, so that a restored window continues bit-for-bit; "values" alone serves a resize.
+        return {"values": self.values(), "window": self.window, "buf": list(self._buf), "i": self._i,
+                "k": self._k, "s": self._s, "ss": self._ss, "since": self._since}
 
     def set_state(self, state: dict[str, Any]) -> None:
-        # Works across a changed window size: the newest values that fit are kept.
+        if state.get("window") == self.window and "buf" in state:
+            self._buf = [float(v) for v in state["buf"]]
+            self.n = len(self._buf)
+            self._i = int(state["i"])
+            self._k, self._s, self._ss = float(state["k"]), float(state["s"]), float(state["ss"])
+            self._since = int(state["since"])
+            return
+        # A changed window size: the newest values that fit are kept.
         self.clear()
         for v in list(state["values"])[-self.window:]:
             self.push(float(v))

@@ -1,0 +1,66 @@
+"""Engine throughput on one core with the default detector set (the daemon's defaults).
+
+Synthetic plant: 50 assets x 4 signals of noisy sine telemetry with occasional excursions, fed through
+DetectionEngine.process one Sample at a time (the daemon's hot path), after a warm-up pass that is not timed.
+Run from the repo root:  .venv/bin/python bench/detect_speed.py [--samples 400000]
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from _common import final_json, machine, parser
+
+from edgeslm.detect.engine import DetectionEngine
+from edgeslm.models import Sample
+from edgeslm.settings import AlarmSettings, DetectSettings
+
+
+def make(n: int, assets: int = 50, signals: int = 4, seed: int = 7) -> list[Sample]:
+    rng = random.Random(seed)
+    out = []
+    per_round = assets * signals
+    for k in range(n // per_round):
+        for a in range(assets):
+            for s in range(signals):
+                v = 10.0 * s + math.sin(k / 50.0 + a) + rng.gauss(0.0, 0.3)
+                if rng.random() < 0.0005:
+                    v += 8.0
+                out.append(Sample(f"asset{a}", f"sig{s}", float(k), v))
+    return out
+
+
+def main() -> int:
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--samples", type=int, default=400_000, help="timed samples (default 400000)")
+    args = p.parse_args()
+    engine = DetectionEngine(DetectSettings(), AlarmSettings(), {})
+    warm = make(100_000, seed=1)
+    engine.process_many(warm)
+    samples = make(args.samples, seed=2)
+    samples = [Sample(s.asset, s.signal, s.ts + 1e6, s.value) for s in samples]
+    proc = engine.process
+    t0 = time.perf_counter()
+    events = 0
+    for s in samples:
+        ev = proc(s)
+        if ev:
+            events += len(ev)
+    dt = time.perf_counter() - t0
+    rate = len(samples) / dt
+    print(f"detect_speed: {len(samples)} samples in {dt:.2f} s = {rate:,.0f} samples/s "
+          f"({1e6 / rate:.1f} us/sample), {events} alarm events; {engine.stats()}")
+    print(f"machine: {machine()}")
+    final_json({"samples_per_s": round(rate)})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

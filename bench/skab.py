@@ -1,0 +1,104 @@
+"""SKAB: the multivariate detector (inside the daemon's DetectionEngine, default settings) on SKAB's protocol.
+
+Each labelled file is one asset with 8 signals streamed row by row (one pass, causal). SKAB's protocol: the
+first 400 rows of each file are the training part: here they are the fit-free warm-up (streamed, not
+scored). A row is predicted anomalous when the asset's multivariate row is anomalous (the calibrated
+chi-square tail of Hotelling T2 beyond alarm.raise_likelihood), held with the alarm stage's hysteresis: from
+the first anomalous row until the alarm would clear. Outlier metrics over all scored rows: F1, FAR
+(false alarm rate, FP / negatives) and MAR (missed alarm rate, FN / positives). Also printed: the full
+engine's alarm state (all detectors), and the NAB-style changepoint score is not computed here.
+
+Run from the repo root:  .venv/bin/python bench/skab.py [--data ../shared/data/skab]
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from _common import SHARED_DATA, final_json, machine, parser
+
+from edgeslm.detect.engine import DetectionEngine
+from edgeslm.models import Sample
+from edgeslm.settings import AlarmSettings, DetectSettings
+
+TRAIN_ROWS = 400
+# Published SKAB leaderboard, outlier detection (github.com/waico/SKAB README; not part of the shared data).
+LEADERBOARD = [("Perfect detector", 1.0, 0.0, 0.0), ("Conv-AE", 0.78, 13.55, 28.02),
+               ("MSET", 0.78, 39.73, 14.13), ("T-squared+Q (PCA-based)", 0.76, 26.62, 24.93),
+               ("LSTM-AE", 0.74, 21.50, 28.98), ("T-squared", 0.66, 17.21, 36.79),
+               ("Vanilla LSTM", 0.64, 15.40, 39.93), ("MSCRED", 0.64, 13.56, 41.16),
+               ("Vanilla AE", 0.45, 7.74, 66.57), ("Isolation forest", 0.29, 2.56, 82.89),
+               ("Null detector", 0.0, 0.0, 100.0)]
+
+
+def _files(data: Path) -> list[Path]:
+    return sorted(p for p in (data / "data").glob("*/*.csv") if p.parent.name != "anomaly-free")
+
+
+def metrics(truth: list[int], pred: list[int]) -> tuple[float, float, float]:
+    tp = sum(1 for t, p in zip(truth, pred, strict=True) if t and p)
+    fp = sum(1 for t, p in zip(truth, pred, strict=True) if not t and p)
+    fn = sum(1 for t, p in zip(truth, pred, strict=True) if t and not p)
+    tn = len(truth) - tp - fp - fn
+    f1 = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+    return f1, 100.0 * fp / max(fp + tn, 1), 100.0 * fn / max(fn + tp, 1)
+
+
+def main() -> int:
+    args = parser(__doc__.splitlines()[0], data=SHARED_DATA / "skab").parse_args()
+    engine = DetectionEngine(DetectSettings(), AlarmSettings(), {})
+    raise_p = 1.0 - engine.alarm.raise_likelihood
+    clear_p = 1.0 - engine.alarm.clear_likelihood
+    clear_after = engine.alarm.clear_after
+    truth: list[int] = []
+    pred_mv: list[int] = []
+    pred_alarm: list[int] = []
+    rows_total = 0
+    t0 = time.perf_counter()
+    for path in _files(args.data):
+        asset = f"{path.parent.name}/{path.stem}"
+        with path.open(newline="") as f:
+            rows = list(csv.DictReader(f, delimiter=";"))
+        signals = [k for k in rows[0] if k not in ("datetime", "anomaly", "changepoint")]
+        held = False
+        normal = 0
+        for i, r in enumerate(rows):
+            ts = datetime.fromisoformat(r["datetime"]).replace(tzinfo=UTC).timestamp()
+            for s in signals:
+                engine.process(Sample(asset, s, ts, float(r[s])))
+            p = engine.multivariate_tail(asset)
+            # The alarm stage's hysteresis on the multivariate row: raise at raise_p, clear after K normal rows.
+            if p is not None and p <= raise_p:
+                held, normal = True, 0
+            elif held and (p is None or p > clear_p):
+                normal += 1
+                if normal >= clear_after:
+                    held = False
+            if i >= TRAIN_ROWS:
+                truth.append(int(float(r["anomaly"])))
+                pred_mv.append(int(held))
+                pred_alarm.append(int(engine.alarm_open(asset) is not None))
+        rows_total += len(rows)
+    elapsed = time.perf_counter() - t0
+    f1, far, mar = metrics(truth, pred_mv)
+    f1a, fara, mara = metrics(truth, pred_alarm)
+    print(f"SKAB: {len(_files(args.data))} files, {rows_total} rows x 8 signals, {elapsed:.1f} s; {machine()}")
+    print(f"scored rows (after the first {TRAIN_ROWS} of each file): {len(truth)}, anomalous {sum(truth)}")
+    print(f"\n{'algorithm':<28}{'F1':>6}{'FAR %':>8}{'MAR %':>8}")
+    board = [*LEADERBOARD, ("edgeslm multivariate", f1, far, mar), ("edgeslm engine alarms", f1a, fara, mara)]
+    for name, a, b, c in sorted(board, key=lambda r: -r[1]):
+        mark = "  <--" if name.startswith("edgeslm") else ""
+        print(f"{name:<28}{a:>6.2f}{b:>8.2f}{c:>8.2f}{mark}")
+    final_json({"f1": round(f1, 4), "far": round(far / 100.0, 4), "mar": round(mar / 100.0, 4)})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,65 @@
+"""The NAB scorer reimplementation against hand-computed cases of NAB's published rules."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from edgeslm.detect.nabscore import best_threshold, scaled_sigmoid, score_at, sweep_points
+
+COST = {"tpWeight": 1.0, "fnWeight": 1.0, "fpWeight": 0.11, "tnWeight": 1.0}
+T0 = datetime(2020, 1, 1)
+
+
+def _ts(n: int) -> list[datetime]:
+    return [T0 + timedelta(minutes=5 * i) for i in range(n)]
+
+
+def test_scaled_sigmoid_landmarks() -> None:
+    assert scaled_sigmoid(-1.0) == pytest.approx(0.98661, abs=1e-5)
+    assert scaled_sigmoid(-0.5) == pytest.approx(0.84828, abs=1e-5)
+    assert scaled_sigmoid(0.0) == pytest.approx(0.0)
+    assert scaled_sigmoid(3.0) == -1.0
+
+
+def test_earliest_detection_in_window_scores_one_and_later_ones_are_free() -> None:
+    ts = _ts(1000)
+    win = [(ts[500], ts[599])]
+    scores = [0.0] * 1000
+    scores[500] = scores[550] = 1.0
+    pts = sweep_points(ts, scores, win, "f", COST)
+    assert len(pts) == 1000 - 150  # probationary 15 %
+    assert score_at(pts, COST, 0.5) == pytest.approx(1.0)  # left edge = tpWeight exactly
+
+
+def test_missed_window_and_false_positives() -> None:
+    ts = _ts(1000)
+    win = [(ts[500], ts[599])]
+    scores = [0.0] * 1000
+    scores[300] = 1.0  # before any window: full FP cost
+    pts = sweep_points(ts, scores, win, "f", COST)
+    assert score_at(pts, COST, 0.5) == pytest.approx(-1.0 - 0.11)
+    thr, raw = best_threshold(pts, COST)
+    assert raw == pytest.approx(-1.0) and thr > 1.0  # best is to detect nothing
+
+
+def test_fp_just_after_window_costs_less() -> None:
+    ts = _ts(1000)
+    win = [(ts[500], ts[599])]
+    scores = [0.0] * 1000
+    scores[601] = 1.0
+    pts = sweep_points(ts, scores, win, "f", COST)
+    fp = score_at(pts, COST, 0.5) + 1.0
+    assert -0.11 < fp < 0  # scaled by the sigmoid of the distance past the window
+
+
+def test_sweep_matches_fixed_threshold_scoring() -> None:
+    ts = _ts(2000)
+    win = [(ts[500], ts[599]), (ts[1500], ts[1599])]
+    scores = [((i * 7919) % 1000) / 1000.0 for i in range(2000)]
+    pts = sweep_points(ts, scores, win, "f", COST)
+    thr, raw = best_threshold(pts, COST)
+    assert score_at(pts, COST, thr) == pytest.approx(raw)
+    for t in (0.1, 0.5, 0.9, 0.999):
+        assert score_at(pts, COST, t) <= raw + 1e-9
