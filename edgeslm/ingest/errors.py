@@ -10,7 +10,7 @@ class PayloadError(ValueError):
         "too_large", "empty", "bad_utf8", "bad_json", "too_deep", "duplicate_key", "not_object",
         "non_finite", "huge_number", "bad_type", "no_asset", "bad_asset", "bad_timestamp",
         "future_timestamp", "old_timestamp", "no_signals", "bad_number", "unknown_topic",
-        "bad_sparkplug", "unknown_alias", "sequence_gap", "out_of_order",
+        "bad_sparkplug", "unknown_alias", "sequence_gap", "out_of_order", "too_many_metrics",
     })
 
     def __init__(self, reason: str, detail: str = "") -> None:

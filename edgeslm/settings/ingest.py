@@ -50,10 +50,36 @@ class PlainMapping(Section):
 
 
 class SparkplugMapping(Section):
-    """Sparkplug B: asset = device id (or edge node id for node metrics); signal = metric name."""
+    """Sparkplug B (spBv1.0): asset = device id (or edge node id for node metrics); signal = metric name."""
 
-    group_id: str = Field("+", description="Sparkplug group id to accept; '+' for any.")
-    asset: Literal["device", "node", "node/device"] = Field("device", description="How to form the asset id.")
+    group_id: str = Field("+", description="Sparkplug group id to accept; '+' for any. Messages of other "
+                          "groups are ignored.")
+    asset: Literal["device", "node", "node/device"] = Field(
+        "device", description="How to form the asset id: 'device' (device id; node metrics use the edge node "
+        "id), 'node' (edge node id for all its metrics) or 'node/device' (both, joined by '/').")
+    booleans: Literal["skip", "number"] = Field(
+        "skip", description="Boolean metrics: 'skip' them, or read them as 0/1 'number's. Skipped by default: "
+        "a statistical detector alarms on every legitimate on/off change of a 0/1 series.")
+    max_metrics: int = Field(2000, ge=1, le=100_000, description="Messages with more metrics than this are "
+                             "rejected (too_many_metrics). Large births may also need ingest.max_payload_bytes "
+                             "raised.")
+    rebirth: bool = Field(True, description="On a sequence gap, an unknown alias or data before a birth, ask "
+                          "the edge node to rebirth (NCMD 'Node Control/Rebirth'). Turn off where this "
+                          "host must not command edge nodes.")
+    rebirth_interval_s: float = Field(5.0, ge=0.5, le=3600, description="At most one rebirth request per edge "
+                                      "node per this many seconds.")
+    max_nodes: int = Field(10_000, ge=1, le=1_000_000, description="Edge nodes whose alias maps are kept; "
+                           "beyond it the least recently born is forgotten (it is asked to rebirth if it "
+                           "sends again).")
+    max_devices_per_node: int = Field(1000, ge=1, le=100_000, description="Devices per edge node whose alias "
+                                      "maps are kept; further DBIRTHs are rejected (too_many_metrics).")
+
+    @field_validator("group_id")
+    @classmethod
+    def _group(cls, v: str) -> str:
+        if v != "+" and (not v or any(c in v for c in "+#/\0")):
+            raise ValueError("expected a Sparkplug group id without '/', '+' or '#', or '+' for any group")
+        return v
 
 
 class Subscription(Section):
