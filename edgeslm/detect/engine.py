@@ -248,7 +248,8 @@ class DetectionEngine:
             s = det.update(x, ts)
             if s is not None:
                 r = s / thr
-                raw = max(raw, r)
+                if r > raw:  # noqa: PLR1730 -- hot path: a compare is cheaper than a max() call
+                    raw = r
                 if r >= 1.0:
                     fired += (name,)
         ser.raw = raw

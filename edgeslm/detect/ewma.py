@@ -56,17 +56,32 @@ class Ewma(Detector):
         self._m.push(x)
 
     def update(self, x: float, ts: float = 0.0) -> float | None:
-        s = self.score_one(x, ts)
-        self._ewma = self._stat(x)
-        if s is None or s < self.threshold:
+        # Hot path: one pass over mean/std (score_one + learn_one would compute them twice).
+        m = self._m
+        e = self._ewma
+        if m.n < self.warmup or e is None:
+            self._ewma = x if e is None else e + self.alpha * (x - e)
+            m.push(x)
+            return None
+        mean = m.mean
+        std = m.std
+        lim = CLIP * std
+        xc = mean + lim if x > mean + lim else (mean - lim if x < mean - lim else x)
+        e += self.alpha * (xc - e)
+        self._ewma = e
+        floor = 1e-9 * (abs(mean) + 1.0)
+        s = abs(e - mean) / ((std if std > floor else floor) * self._k)
+        if s > SCORE_CAP:  # noqa: PLR1730 -- hot path
+            s = SCORE_CAP
+        if s < self.threshold:
             self._rb.release()
-            self._m.push(x)
+            m.push(x)
         else:
             vals = self._rb.hold(x)
             if vals is not None:
-                self._m.clear()
+                m.clear()
                 for v in vals:
-                    self._m.push(v)
+                    m.push(v)
                 self._ewma = vals[-1]
         return s
 

@@ -46,7 +46,8 @@ class AnomalyLikelihood:
         mean = lg.mean
         std = lg.std
         # A floor on the spread: after a perfectly quiet history, a tiny wobble is not a 40-sigma event.
-        std = max(std, 0.05)
+        if std < 0.05:  # noqa: PLR1730 -- hot path
+            std = 0.05
         z = (self._ssum / len(sh) - mean) / std
         lg.push(raw)
         p = 0.5 * math.erfc(z * _SQRT1_2)
