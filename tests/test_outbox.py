@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from faults.outbox_helpers import Verifier, identity_holds, make_settings
 
 from edgeslm.outbox import Forwarder, MessageClass, Outbox, OutboxClosed, OutboxFull, outbox_stats
 from edgeslm.settings import OutboxSettings
+from tests.faults.outbox_helpers import Verifier, identity_holds, make_settings
 
 
 def settings(**kw: Any) -> OutboxSettings:

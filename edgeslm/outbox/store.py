@@ -212,6 +212,12 @@ class Outbox:
         return conn
 
     def _open(self) -> sqlite3.Connection:
+        try:
+            return self._open_or_recover()
+        except OSError as e:
+            raise OutboxError(f"cannot open outbox {self.path}: {e.strerror or e}") from e
+
+    def _open_or_recover(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if not self.path.exists():
             self._create_fresh()
@@ -487,6 +493,10 @@ class Outbox:
         with self._stats_lock:
             self._counters.update(txn.delta)
             self._seqs.update(txn.seqs)
+        if txn.disk_low:
+            # Below the floor the WAL must not grow either: fold it into the database and truncate it now.
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         for op, res in zip(batch, results, strict=True):
             if isinstance(res, BaseException):
                 op.fut.set_exception(res)

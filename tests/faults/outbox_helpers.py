@@ -47,6 +47,7 @@ class Verifier:
         self._ids: set[str] = set()
         self._changed = threading.Condition(self._lock)
         self.subscribed = threading.Event()
+        self.sessions_present: list[bool] = []  # one per connect: False after the first means a lost session
         c = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
         c.reconnect_delay_set(1, 1)
         c.on_connect = self._on_connect
@@ -68,6 +69,7 @@ class Verifier:
         self.client.loop_stop()
 
     def _on_connect(self, client: paho.Client, userdata: Any, flags: Any, rc: Any, properties: Any) -> None:
+        self.sessions_present.append(bool(getattr(flags, "session_present", False)))
         client.subscribe(self.topic, qos=1)
 
     def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
