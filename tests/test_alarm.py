@@ -35,7 +35,7 @@ def test_one_excursion_gives_exactly_one_raise_and_one_clear_with_one_id() -> No
     assert len({e.alarm_id for e in events}) == 1
     raised = events[0]
     assert 2000 <= raised.ts <= 2005
-    assert raised.signals[0].signal == "temp" and raised.signals[0].window_mean > 52
+    assert raised.signals[0].signal == "temp" and raised.signals[0].value > 60
     assert raised.signals[0].baseline_std == pytest.approx(1.0, abs=0.3)
     assert events[-1].ts > 2050  # clears only after the excursion ended (hysteresis)
 
@@ -70,11 +70,13 @@ def test_updated_only_when_severity_rises_and_rate_limited() -> None:
     ramp = [Sample(s.asset, s.signal, s.ts, s.value + (max(0, i - 2000) * 0.5 if 2000 <= i < 2200 else 0.0))
             for i, s in enumerate(base)]
     events = _engine(AlarmSettings(update_min_interval_s=20)).process_many(ramp)
-    ups = [e for e in events if e.state == AlarmState.UPDATED]
-    sev = [e.severity.rank for e in events if e.state != AlarmState.CLEARED]
-    assert sev == sorted(sev) and len(set(sev)) == len(sev)  # each update is a strictly higher severity
-    for a, b in itertools.pairwise(ups):
-        assert b.ts - a.ts >= 20
+    assert any(e.state == AlarmState.UPDATED for e in events)
+    for aid in {e.alarm_id for e in events}:
+        ep = [e for e in events if e.alarm_id == aid and e.state != AlarmState.CLEARED]
+        sev = [e.severity.rank for e in ep]
+        assert sev == sorted(sev) and len(set(sev)) == len(sev)  # each update is a strictly higher severity
+        for a, b in itertools.pairwise(ep):
+            assert b.ts - a.ts >= 20
 
 
 def test_hard_limit_raises_even_while_warming_up_and_during_cooldown() -> None:
@@ -120,7 +122,7 @@ def test_open_alarm_clears_by_time_when_the_signal_goes_quiet() -> None:
     eng.detect = eng.detect.model_copy(update={"stale": eng.detect.stale.model_copy(update={"enabled": False})})
     ev = eng.process_many(_excursion(2010))
     assert ev[0].state == AlarmState.RAISED
-    assert eng.tick(2050.0) == []
+    assert all(e.state != AlarmState.CLEARED for e in eng.tick(2050.0))  # a pending 'updated' may go out
     assert [e.state for e in eng.tick(2200.0)] == [AlarmState.CLEARED]
 
 

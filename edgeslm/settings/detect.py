@@ -136,7 +136,7 @@ class DetectSettings(Section):
 
 
 class AlarmSettings(Section):
-    raise_likelihood: float = Field(0.9999, gt=0.5, lt=1, description="Calibrated anomaly likelihood at "
+    raise_likelihood: float = Field(0.999, gt=0.5, lt=1, description="Calibrated anomaly likelihood at "
                                     "which a sample counts as anomalous (one threshold for all signals).")
     clear_likelihood: float = Field(0.99, gt=0.5, lt=1, description="Likelihood a sample must fall below to "
                                     "count as normal again (hysteresis).")
