@@ -29,6 +29,7 @@ from edgeslm.pipeline import Pipeline
 from edgeslm.reload import changed_keys
 from edgeslm.sdnotify import Notifier
 from edgeslm.settings import ConfigError, Settings, load_settings
+from edgeslm.sparkplug_out import SparkplugPublisher
 
 log = structlog.get_logger("edgeslm.app")
 
@@ -57,6 +58,7 @@ class App:
         self.advisor: AdviceWorker | None = None
         self.pipeline: Pipeline | None = None
         self.engine: DetectionEngine | None = None
+        self.sparkplug: SparkplugPublisher | None = None
 
     # --- start --------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -80,6 +82,9 @@ class App:
             topic, payload, qos=0, content_type="application/octet-stream")
         self.forwarder = Forwarder(self.outbox, self.link, s.outbox)
         self.advisor = AdviceWorker(s, publish=self._on_advice, on_status=self._on_advice_status)
+        if s.sparkplug_out.enabled:
+            self.sparkplug = SparkplugPublisher(s.sparkplug_out, s.mqtt, s.mqtt_password())
+            self.sparkplug.start()
         self.forwarder.start()
         self.link.start()
         self.advisor.start()
@@ -119,12 +124,16 @@ class App:
         payload = alert_payload(ev, site=s.gateway.site, gateway=s.gateway.name, advice_status=status,
                                 advice_reason=reason)
         self._put(topics.alerts(s.gateway.topic_prefix, s.gateway.site, ev.asset), payload, MessageClass.ALERT)
+        if self.sparkplug is not None:
+            self.sparkplug.publish_alert(payload)
 
     def _on_advice(self, advice: Advice) -> None:
         """Advisor thread: the advice, under the alert's id."""
         s = self.settings
-        self._put(topics.advice(s.gateway.topic_prefix, s.gateway.site, advice.asset), advice_payload(advice),
-                  MessageClass.ADVICE)
+        payload = advice_payload(advice)
+        self._put(topics.advice(s.gateway.topic_prefix, s.gateway.site, advice.asset), payload, MessageClass.ADVICE)
+        if self.sparkplug is not None:
+            self.sparkplug.publish_advice(payload)
         self.counters.add(f"advice_{advice.source}")
         log.info("advice", alert_id=advice.alert_id, asset=advice.asset, source=advice.source,
                  urgency=advice.urgency, latency_ms=advice.latency_ms, reason=advice.reason)
@@ -277,6 +286,8 @@ class App:
             self.forwarder.stop(timeout=3.0)
         if self.link:
             self.link.stop()
+        if self.sparkplug:
+            self.sparkplug.stop()
         if self.outbox:
             self.outbox.close()
         log.info("edgeslm_stopped")

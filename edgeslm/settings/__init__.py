@@ -23,6 +23,7 @@ from edgeslm.settings.health import HealthSettings, LoggingSettings
 from edgeslm.settings.ingest import IngestSettings, JsonMapping, PlainMapping, SparkplugMapping, Subscription
 from edgeslm.settings.mqtt import MqttSettings, TlsSettings
 from edgeslm.settings.outbox import OutboxSettings
+from edgeslm.settings.sparkplug import SparkplugOutSettings
 
 __all__ = [
     "EX_CONFIG", "AdviceSettings", "AlarmSettings", "AssetContext", "ConfigError", "DetectSettings",
@@ -87,6 +88,7 @@ class Settings(BaseSettings):
     advice: AdviceSettings = Field(default_factory=AdviceSettings)
     assets: dict[str, AssetContext] = Field(default_factory=dict)
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
+    sparkplug_out: SparkplugOutSettings = Field(default_factory=SparkplugOutSettings)
     health: HealthSettings = Field(default_factory=HealthSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
 
