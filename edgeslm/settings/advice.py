@@ -18,13 +18,30 @@ class AdviceSettings(Section):
                                                               "provider.")
     threads: int = Field(0, ge=0, le=256, description="intra-op threads; 0 = one per CPU core. onnxruntime-genai "
                          "would otherwise use ONE thread, half the speed on a 2-core gateway.")
-    max_new_tokens: int = Field(160, ge=8, le=2048, description="Upper bound on generated tokens.")
+    max_new_tokens: int = Field(512, ge=8, le=2048, description="Upper bound on generated tokens. The advice "
+                                "schema's length limits end a guided answer first (~100 Phi-3 tokens at most "
+                                "for real text); a cut answer is invalid JSON and falls back to rules.")
     deadline_s: float = Field(60.0, gt=0, description="Time from alert to advice after which the model is "
                               "stopped and rule-based advice is published instead.")
     queue_size: int = Field(4, ge=1, le=1000, description="Alerts waiting for the model; a newer alert of the "
                             "same asset replaces a waiting one; when full the lowest severity is dropped.")
     guided_json: bool = Field(True, description="Constrain output to the advice JSON schema (guidance).")
     warmup: bool = Field(True, description="Run a short generation at start-up to check the model works.")
+    prefix_reuse: bool = Field(True, description="Keep the prompt of the last request in the model's KV cache "
+                               "and recompute only the part that differs (system prompt and asset context are "
+                               "shared): cuts time to first token by the shared prefix.")
+    isolation: Literal["process", "thread"] = Field("process", description="Where generation runs. 'process': "
+                                                    "a child process (onnxruntime-genai 0.18 holds the GIL while "
+                                                    "it computes, which would stall detection). 'thread': in the "
+                                                    "daemon's process (less memory, only for tests/tools).")
+    max_signals: int = Field(4, ge=1, le=16, description="Contributing signals shown to the model, strongest "
+                             "first; more cost prompt tokens (~25 each).")
+    max_prompt_tokens: int = Field(700, ge=64, le=3000, description="Hard cap on prompt tokens; a longer prompt "
+                                   "is cut down (fewer signals, shorter notes) before it reaches the model.")
+    fast_forward: bool = Field(False, description="Let guidance insert forced JSON structure tokens several at "
+                               "a time (fewer decode steps). Off by default: measured slower/unreliable in 0.18.")
+    load_timeout_s: float = Field(300.0, gt=0, description="Longest wait for the model to load and warm up "
+                                  "before the advisor gives up on it and uses rules.")
 
 
 class SignalContext(Section):
