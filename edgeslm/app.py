@@ -48,8 +48,8 @@ class App:
         self.started = time.time()
         self.stop_event = threading.Event()
         self._reload_requested = threading.Event()
-        self._advice_status: OrderedDict[str, AdviceStatus] = OrderedDict()  # alert_id → last status
-        self._last_event: dict[str, AlarmEvent] = {}
+        # alert_id → (latest event of the episode, its advice status); bounded, oldest forgotten first
+        self._episodes: OrderedDict[str, tuple[AlarmEvent, AdviceStatus]] = OrderedDict()
         self._lock = threading.Lock()
         self.notifier = Notifier()
         self.outbox: Outbox | None = None
@@ -102,15 +102,15 @@ class App:
         s = self.settings
         assert self.outbox is not None and self.advisor is not None
         with self._lock:
-            self._last_event[ev.asset] = ev
-            status = self._advice_status.get(ev.alarm_id)
+            known = self._episodes.get(ev.alarm_id)
+        status = known[1] if known else None
         wants_advice = ev.state is not AlarmState.CLEARED and s.advice.enabled and (
             ev.state is AlarmState.RAISED or status not in (AdviceStatus.PENDING,))
         if wants_advice:
             status = AdviceStatus.PENDING
         elif status is None:
             status = AdviceStatus.SKIPPED
-        self._remember_status(ev.alarm_id, status)
+        self._remember(ev, status)
         self._put_alert(ev, status, None)
         self.counters.add(f"alerts_{ev.state}")
         log.info("alert", alert_id=ev.alarm_id, asset=ev.asset, state=str(ev.state), severity=str(ev.severity),
@@ -139,18 +139,25 @@ class App:
                  urgency=advice.urgency, latency_ms=advice.latency_ms, reason=advice.reason)
 
     def _on_advice_status(self, ev: AlarmEvent, status: AdviceStatus, reason: str | None) -> None:
-        """The alert is re-sent with its new advice_status so an HMI can show 'advice ready/failed'."""
+        """The alert is re-sent with its new advice_status so an HMI can show 'advice ready/failed'.
+
+        The re-sent message is the episode's LATEST state (it may have cleared while the model wrote):
+        consumers keep the newest message per alert_id, so it must never move an episode backwards.
+        """
         if status is AdviceStatus.PENDING:
             return
-        self._remember_status(ev.alarm_id, status)
-        self._put_alert(ev, status, reason)
-
-    def _remember_status(self, alert_id: str, status: AdviceStatus) -> None:
         with self._lock:
-            self._advice_status[alert_id] = status
-            self._advice_status.move_to_end(alert_id)
-            while len(self._advice_status) > 10_000:
-                self._advice_status.popitem(last=False)
+            known = self._episodes.get(ev.alarm_id)
+        latest = known[0] if known else ev
+        self._remember(latest, status)
+        self._put_alert(latest, status, reason)
+
+    def _remember(self, ev: AlarmEvent, status: AdviceStatus) -> None:
+        with self._lock:
+            self._episodes[ev.alarm_id] = (ev, status)
+            self._episodes.move_to_end(ev.alarm_id)
+            while len(self._episodes) > 10_000:
+                self._episodes.popitem(last=False)
 
     def _put(self, topic: str, payload: dict[str, Any], cls: MessageClass, retain: bool = False) -> None:
         assert self.outbox is not None
