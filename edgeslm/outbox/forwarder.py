@@ -71,7 +71,10 @@ class Forwarder:
         self._orphans: dict[int, _Sent] = {}  # mid -> sent before the last disconnect (paho may re-send it)
         self._inflight_rows: set[int] = set()
         self._acked: set[int] = set()  # rows acknowledged whose delete has not committed yet
-        self._deliveries: list[tuple[Future[int], list[int]]] = []
+        # One delete transaction in flight at a time; acks arriving meanwhile wait and go in the next one,
+        # so a fast drain commits (and fsyncs, and wears the flash) once per batch, not once per message.
+        self._delivery: tuple[Future[int], list[int]] | None = None
+        self._to_deliver: list[int] = []
         self._rejections: list[tuple[Future[RejectOutcome], _Sent, int]] = []
         self._backoff: dict[int, float] = {}  # row -> monotonic time it may be retried
         self._rewinds: list[tuple[float, int]] = []  # heap of (due, row) to resend from
@@ -144,11 +147,13 @@ class Forwarder:
             self._wake.wait(0.02)
             self._wake.clear()
         self._process_acks()
-        for fut, _ns in self._deliveries:
-            try:
-                fut.result(timeout=max(0.05, deadline - time.monotonic()))
-            except Exception as e:
-                log.warning("outbox_delivery_not_recorded", error=str(e))
+        while (self._delivery or self._to_deliver) and time.monotonic() < deadline:
+            if self._delivery is not None:
+                try:
+                    self._delivery[0].result(timeout=max(0.05, deadline - time.monotonic()))
+                except Exception as e:
+                    log.warning("outbox_delivery_not_recorded", error=str(e))
+            self._reap()
 
     def _step(self) -> float:
         """One pass; returns how long to sleep (0 = more work now)."""
@@ -215,26 +220,26 @@ class Forwarder:
         if self._stalled and (delivered or not self._inflight):
             self._stalled = False
             log.info("outbox_link_recovered")
-        if delivered:
-            self._deliveries.append((self._ob.mark_delivered(delivered), delivered))
+        self._to_deliver.extend(delivered)
 
     def _reap(self) -> None:
-        """Collect finished writer operations."""
-        if self._deliveries:
-            keep = []
-            for fut, ns in self._deliveries:
-                if not fut.done():
-                    keep.append((fut, ns))
-                elif fut.exception() is not None:
-                    # Not recorded (disk full?): try again; the rows stay excluded from sending meanwhile.
-                    log.warning("outbox_delivery_not_recorded", rows=len(ns), error=str(fut.exception()))
-                    try:
-                        keep.append((self._ob.mark_delivered(ns), ns))
-                    except OutboxError:
-                        keep.append((fut, ns))
-                else:
-                    self._acked.difference_update(ns)
-            self._deliveries = keep
+        """Collect finished writer operations; start the next delete batch."""
+        if self._delivery is not None and self._delivery[0].done():
+            fut, ns = self._delivery
+            self._delivery = None
+            if fut.exception() is not None:
+                # Not recorded (disk full?): try again; the rows stay excluded from sending meanwhile.
+                log.warning("outbox_delivery_not_recorded", rows=len(ns), error=str(fut.exception()))
+                self._to_deliver[:0] = ns
+            else:
+                self._acked.difference_update(ns)
+        if self._delivery is None and self._to_deliver:
+            ns, self._to_deliver = self._to_deliver, []
+            try:
+                self._delivery = (self._ob.mark_delivered(ns), ns)
+                self._delivery[0].add_done_callback(lambda _f: self._wake.set())
+            except OutboxError:  # closed: the rows stay queued and are resent next start (at-least-once)
+                self._to_deliver = ns
         if self._rejections:
             keep_r = []
             now = time.monotonic()

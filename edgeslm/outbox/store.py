@@ -34,8 +34,10 @@ from edgeslm.settings.outbox import OutboxSettings
 log = structlog.get_logger("edgeslm.outbox")
 
 SCHEMA_VERSION = 1
-# queue.n is AUTOINCREMENT: without it SQLite reuses numbers once the queue empties, and the forwarder's
-# "send everything after n" cursor would skip new rows.
+# queue.n comes from the persistent counter "next_n", never from SQLite's max(rowid)+1, which restarts
+# once the queue empties and would hide new rows from the forwarder's "everything after n" cursor.
+# Per-topic seqs live in the same counters table ("seq/<topic>"): every commit touches few pages
+# (queue leaf, index leaf, counters), which is what the flash pays for.
 _PUT_TIMEOUT_S = 30.0  # a put that waits longer than this on the writer is reported as failed
 _EXPIRE_EVERY_S = 1.0
 _SQLITE_READONLY, _SQLITE_IOERR, _SQLITE_CORRUPT, _SQLITE_CANTOPEN, _SQLITE_FULL, _SQLITE_NOTADB = 8, 10, 11, 14, 13, 26
@@ -43,12 +45,11 @@ _UNREADABLE = {_SQLITE_READONLY, _SQLITE_CORRUPT, _SQLITE_NOTADB, _SQLITE_CANTOP
 
 _SCHEMA = """
 CREATE TABLE queue(
-  n INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL, topic TEXT NOT NULL, seq INTEGER NOT NULL,
+  n INTEGER PRIMARY KEY, id TEXT NOT NULL, topic TEXT NOT NULL, seq INTEGER NOT NULL,
   cls INTEGER NOT NULL, retain INTEGER NOT NULL, created REAL NOT NULL, size INTEGER NOT NULL,
   attempts INTEGER NOT NULL DEFAULT 0,
   payload BLOB NOT NULL);
 CREATE INDEX queue_cls ON queue(cls, n);
-CREATE TABLE topic_seq(topic TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE counters(name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE dead_letter(
   n INTEGER PRIMARY KEY, id TEXT NOT NULL, topic TEXT NOT NULL, seq INTEGER NOT NULL, cls INTEGER NOT NULL,
@@ -155,10 +156,14 @@ class _Txn:
         if seq is None:
             seq = self.ob._seqs.get(topic)
         if seq is None:
-            row = self.conn.execute("SELECT seq FROM topic_seq WHERE topic=?", (topic,)).fetchone()
+            row = self.conn.execute("SELECT value FROM counters WHERE name=?", ("seq/" + topic,)).fetchone()
             seq = row[0] if row else 0
         self.seqs[topic] = seq + 1
         return seq + 1
+
+    def next_n(self) -> int:
+        self.delta["next_n"] += 1
+        return self.ob._counters["next_n"] + self.delta["next_n"]
 
 
 def _dumps(obj: Any) -> bytes:
@@ -306,7 +311,11 @@ class Outbox:
 
     def _load_counters(self) -> None:
         c = self._conn
-        self._counters = Counter(dict(c.execute("SELECT name, value FROM counters").fetchall()))
+        self._counters = Counter(dict(c.execute("SELECT name, value FROM counters WHERE name NOT LIKE 'seq/%'")
+                                      .fetchall()))
+        top = c.execute("SELECT max(n) FROM queue").fetchone()[0] or 0
+        # max(n) never exceeds next_n with our writes; this keeps n monotonic if the file was edited.
+        self._counters["next_n"] = max(self._counters["next_n"], top)
         rows, size = c.execute("SELECT count(*), coalesce(sum(size), 0) FROM queue").fetchone()
         if (rows, size) != (self._counters["queued_rows"], self._counters["queued_bytes"]):
             # Only possible if someone edited the file: the counters share every transaction with the rows.
@@ -468,8 +477,9 @@ class Outbox:
                 else:
                     results.append(op.fn(txn))
             if txn.seqs:
-                self._conn.executemany("INSERT INTO topic_seq(topic, seq) VALUES(?, ?) ON CONFLICT(topic) DO "
-                                       "UPDATE SET seq=excluded.seq", list(txn.seqs.items()))
+                self._conn.executemany("INSERT INTO counters(name, value) VALUES(?, ?) ON CONFLICT(name) DO "
+                                       "UPDATE SET value=excluded.value",
+                                       [("seq/" + t, v) for t, v in txn.seqs.items()])
             changed = [(k, v) for k, v in txn.delta.items() if v]
             if changed:
                 self._conn.executemany("INSERT INTO counters(name, value) VALUES(?, ?) ON CONFLICT(name) DO "
@@ -564,8 +574,9 @@ def _insert(t: _Txn, op: _Put) -> int | OutboxFull:
         t.conn.execute("DELETE FROM queue WHERE n=?", (victim[0],))
         t.removed(victim[1], f"dropped/{MessageClass(victim[2]).label}/{reason}")
         freed += victim[1]
-    t.conn.execute("INSERT INTO queue(id, topic, seq, cls, retain, created, size, payload) VALUES(?,?,?,?,?,?,?,?)",
-                   (op.id, op.topic, seq, int(op.cls), int(op.retain), op.created, size, payload))
+    t.conn.execute("INSERT INTO queue(n, id, topic, seq, cls, retain, created, size, payload) "
+                   "VALUES(?,?,?,?,?,?,?,?,?)",
+                   (t.next_n(), op.id, op.topic, seq, int(op.cls), int(op.retain), op.created, size, payload))
     t.delta["queued_rows"] += 1
     t.delta["queued_bytes"] += size
     return seq
@@ -652,7 +663,7 @@ def outbox_stats(path: Path | str) -> dict[str, Any]:
     except sqlite3.Error as e:
         raise OutboxError(f"cannot open {p}: {e}") from e
     try:
-        c = Counter(dict(conn.execute("SELECT name, value FROM counters").fetchall()))
+        c = Counter(dict(conn.execute("SELECT name, value FROM counters WHERE name NOT LIKE 'seq/%'").fetchall()))
         oldest = conn.execute("SELECT min(created) FROM queue").fetchone()[0]
         dead = conn.execute("SELECT count(*) FROM dead_letter").fetchone()[0]
     except sqlite3.Error as e:
