@@ -54,7 +54,7 @@ def test_evidence_check_rejects_only_foreign_known_identifiers() -> None:
     check.check(adv("random gibberish xq_zz 7-up fan pump motor_currentx"), ev)
     with pytest.raises(AdviceRejected, match="fan-3"):
         check.check(adv("compare with fan-3"), ev)
-    with pytest.raises(AdviceRejected, match="(?i)motor_current"):
+    with pytest.raises(AdviceRejected, match=r"(?i)motor_current"):
         check.check(adv("Motor_Current looks fine."), ev)
 
 
