@@ -79,7 +79,7 @@ class App:
         link = self.link
         # Decoder commands (Sparkplug rebirth requests) go out directly: a stale one is useless after an outage.
         self.pipeline.command_sink = lambda topic, payload: link.publish(
-            topic, payload, qos=0, content_type="application/octet-stream")
+            topic, payload, qos=0, content_type="application/x-protobuf", binary=True)
         self.forwarder = Forwarder(self.outbox, self.link, s.outbox)
         self.advisor = AdviceWorker(s, publish=self._on_advice, on_status=self._on_advice_status)
         if s.sparkplug_out.enabled:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from edgeslm.logs import RateLimited
 from edgeslm.mqtt import topics
 from edgeslm.settings import Settings
 
@@ -52,6 +54,8 @@ class MqttLink:
         self.on_disconnected: list[Callable[[], None]] = []
         self.connected = threading.Event()
         self._auth_logged = False
+        # TCP/TLS failures repeat on every retry: log the first, then once a minute with a count.
+        self._fail_log = RateLimited(log, 60.0)
         self._v5 = settings.mqtt.protocol == "5"
         self._subs = [(sub.topic, sub.qos) for sub in settings.subscriptions]
         self.status_topic = topics.status(settings.gateway.topic_prefix, settings.gateway.name)
@@ -65,7 +69,6 @@ class MqttLink:
         if not self._v5:
             kwargs["clean_session"] = m.clean_start
         c = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol, **kwargs)
-        c.enable_logger(None)  # paho's own logger off; we log events ourselves
         c.suppress_exceptions = True  # belt and braces: our callbacks already catch everything
         # The outbox is the real queue (on disk); paho's in-memory queue is only a small window.
         c.max_inflight_messages_set(max(1, self._s.outbox.inflight))
@@ -86,6 +89,7 @@ class MqttLink:
         c.on_message = self._handle_message
         c.on_publish = self._handle_publish
         c.on_subscribe = self._handle_subscribe
+        c.on_connect_fail = self._handle_connect_fail
         return c
 
     def _status_payload(self, state: str) -> bytes:
@@ -135,12 +139,13 @@ class MqttLink:
     # --- publishing ---------------------------------------------------------------------------------
     def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False,
                 user_properties: dict[str, str] | None = None, expiry_s: int = 0,
-                content_type: str = "application/json") -> PublishResult:
+                content_type: str = "application/json", binary: bool = False) -> PublishResult:
         props = None
         if self._v5:
             props = Properties(PacketTypes.PUBLISH)
             props.ContentType = content_type
-            props.PayloadFormatIndicator = 1
+            if not binary:  # MQTT 5 3.3.2.3.2: 1 = UTF-8 text, which a broker may validate
+                props.PayloadFormatIndicator = 1
             if expiry_s:
                 props.MessageExpiryInterval = expiry_s
             if user_properties:
@@ -176,6 +181,18 @@ class MqttLink:
                 cb()
         except Exception:
             log.exception("mqtt_on_connect_error")
+
+    def _handle_connect_fail(self, client: paho.Client, userdata: Any) -> None:
+        try:
+            # paho calls this inside its `except OSError`, so the exception is still at hand.
+            err = sys.exc_info()[1]
+            m = self._s.mqtt
+            hint = ("check mqtt.tls.ca_file, the broker's certificate and host name"
+                    if isinstance(err, ssl.SSLError) else "is the broker running and reachable?")
+            self._fail_log.warning("connect_fail", "mqtt_connect_failed", host=m.host, port=m.port,
+                                   tls=m.tls.enabled, error=str(err)[:300] if err else "unknown", hint=hint)
+        except Exception:
+            log.exception("mqtt_on_connect_fail_error")
 
     def _handle_disconnect(self, client: paho.Client, userdata: Any, flags: Any, rc: Any,
                            properties: Any) -> None:
