@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import random
-import ssl
 import threading
 import time
 from collections.abc import Mapping
@@ -26,6 +25,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from edgeslm.ingest import sparkplug_b_pb2 as pb
 from edgeslm.ingest.sparkplug import BDSEQ_METRIC, BOOLEAN, DOUBLE, INT64, NAMESPACE, REBIRTH_METRIC, STRING
+from edgeslm.mqtt.client import configure_security
 from edgeslm.mqtt.topics import safe_level
 from edgeslm.settings.mqtt import MqttSettings
 from edgeslm.settings.sparkplug import SparkplugOutSettings
@@ -240,14 +240,7 @@ class SparkplugPublisher:
                         protocol=paho.MQTTv5 if v5 else paho.MQTTv311, **kwargs)
         c.suppress_exceptions = True
         c.reconnect_delay_set(int(max(1, m.reconnect_min_s)), int(max(1, m.reconnect_max_s)))
-        if m.username:
-            c.username_pw_set(m.username, password)
-        if m.tls.enabled:
-            c.tls_set(ca_certs=str(m.tls.ca_file) if m.tls.ca_file else None,
-                      certfile=str(m.tls.cert_file) if m.tls.cert_file else None,
-                      keyfile=str(m.tls.key_file) if m.tls.key_file else None,
-                      cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT)
-            c.tls_insecure_set(not m.tls.verify_hostname)
+        configure_security(c, m, password)
         topic, payload = self.node.ndeath()
         c.will_set(topic, payload, qos=1, retain=False)  # Sparkplug: NDEATH will at QoS 1, not retained
         c.on_connect = self._on_connect

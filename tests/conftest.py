@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from edgeslm.mqtt.localbroker import BrokerUnavailable, LocalBroker
+from tests.brokers import private_broker
 
 FIXTURE_MODEL = Path(__file__).parent / "fixtures" / "tiny-phi3"
 
@@ -63,16 +64,7 @@ def broker() -> Iterator[BrokerAddr]:
 @pytest.fixture
 def own_broker(tmp_path: Path) -> Iterator[LocalBroker]:
     """A private mosquitto binary that a fault test may stop, restart, kill or freeze."""
-    workdir = tmp_path / "broker"
-    workdir.mkdir()
-    try:
-        b = LocalBroker(workdir=workdir).start()
-    except BrokerUnavailable as e:
-        pytest.fail(str(e))
-    try:
-        yield b
-    finally:
-        b.close()
+    yield from private_broker(tmp_path)
 
 
 @pytest.fixture(scope="session")

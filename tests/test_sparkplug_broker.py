@@ -23,18 +23,12 @@ from edgeslm.mqtt.client import MqttLink
 from edgeslm.settings import IngestSettings, SparkplugMapping, load_settings
 from edgeslm.settings.sparkplug import SparkplugOutSettings
 from edgeslm.sparkplug_out import SparkplugPublisher
+from tests.util import wait_for
 
 pytestmark = [pytest.mark.broker]
 TIMEOUT = 10.0
 
 
-def wait_for(pred: Any, timeout: float = TIMEOUT) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 class Client:
@@ -154,14 +148,14 @@ def test_our_edge_node_births_data_rebirth_and_death_seen_by_a_subscriber(broker
     try:
         pub.start()
         assert pub.wait_connected(TIMEOUT)
-        assert wait_for(lambda: host.of("NBIRTH"))
+        assert wait_for(lambda: host.of("NBIRTH"), TIMEOUT)
         (_, nbirth), = host.of("NBIRTH")
         bd = {m.name: m.long_value for m in nbirth.metrics}["bdSeq"]
         assert nbirth.seq == 0 and bd == pub.node.bd_seq
         pub.publish_alert(_alert("pump-1", AlarmState.RAISED))
         pub.publish_advice(advice_payload(Advice("a-7", "pump-1", "rules", "Check the bearing", ("wear",),
                                                  ("inspect",), "high", 0.5, 3)))
-        assert wait_for(lambda: host.of("DDATA"))
+        assert wait_for(lambda: host.of("DDATA"), TIMEOUT)
         (dtopic, dbirth), = host.of("DBIRTH")
         (_, ddata), = host.of("DDATA")
         assert dtopic == f"spBv1.0/{group}/DBIRTH/gw-1/pump-1"
@@ -188,7 +182,7 @@ def test_our_edge_node_births_data_rebirth_and_death_seen_by_a_subscriber(broker
         assert {m.name: m.long_value for m in will.metrics}["bdSeq"] == bd
     finally:
         pub.stop()
-    assert wait_for(lambda: host.of("NDEATH"))
+    assert wait_for(lambda: host.of("NDEATH"), TIMEOUT)
     (_, death), = host.of("NDEATH")
     assert {m.name: m.long_value for m in death.metrics}["bdSeq"] == bd
     host.close()

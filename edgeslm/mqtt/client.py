@@ -24,7 +24,7 @@ from paho.mqtt.properties import Properties
 
 from edgeslm.logs import RateLimited
 from edgeslm.mqtt import topics
-from edgeslm.settings import Settings
+from edgeslm.settings import MqttSettings, Settings
 
 log = structlog.get_logger("edgeslm.mqtt")
 
@@ -34,6 +34,19 @@ _AUTH_REFUSED = {"Bad user name or password", "Not authorized", "Banned", "Bad a
 
 MessageHandler = Callable[[str, bytes, float], None]  # topic, payload, receive time (epoch s)
 AckHandler = Callable[[int, int], None]  # mid, reason code value (>= 0x80 is a failure)
+
+
+def configure_security(c: paho.Client, m: MqttSettings, password: str | None) -> None:
+    """Credentials and TLS from [mqtt]; shared by every client we open (daemon, Sparkplug edge node)."""
+    if m.username:
+        c.username_pw_set(m.username, password)
+    if m.tls.enabled:
+        c.tls_set(ca_certs=str(m.tls.ca_file) if m.tls.ca_file else None,
+                  certfile=str(m.tls.cert_file) if m.tls.cert_file else None,
+                  keyfile=str(m.tls.key_file) if m.tls.key_file else None,
+                  cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+        # Hostname verification stays on unless the engineer turned it off for a lab broker.
+        c.tls_insecure_set(not m.tls.verify_hostname)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,15 +87,7 @@ class MqttLink:
         c.max_inflight_messages_set(max(1, self._s.outbox.inflight))
         c.max_queued_messages_set(max(1, self._s.outbox.inflight) * 4)
         c.reconnect_delay_set(int(max(1, m.reconnect_min_s)), int(max(1, m.reconnect_max_s)))
-        password = self._s.mqtt_password()
-        if m.username:
-            c.username_pw_set(m.username, password)
-        if m.tls.enabled:
-            c.tls_set(ca_certs=str(m.tls.ca_file) if m.tls.ca_file else None,
-                      certfile=str(m.tls.cert_file) if m.tls.cert_file else None,
-                      keyfile=str(m.tls.key_file) if m.tls.key_file else None,
-                      cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT)
-            c.tls_insecure_set(not m.tls.verify_hostname)
+        configure_security(c, m, self._s.mqtt_password())
         c.will_set(self.status_topic, self._status_payload("offline"), qos=1, retain=True)
         c.on_connect = self._handle_connect
         c.on_disconnect = self._handle_disconnect

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import os
 import shutil
 import signal
@@ -52,7 +53,9 @@ class LocalBroker:
         return self.dir / "mosquitto.conf"
 
     def _write_conf(self) -> None:
-        lines = [f"listener {self.port} 127.0.0.1", "allow_anonymous true",
+        # Started as root, mosquitto switches to user 'mosquitto', which cannot read a private 0700 work
+        # folder; naming the current user keeps it (the option has no effect when not root).
+        lines = [f"user {getpass.getuser()}", f"listener {self.port} 127.0.0.1", "allow_anonymous true",
                  f"persistence {'true' if self.persistence else 'false'}",
                  f"persistence_location {self.dir}/", "autosave_interval 1",
                  "max_queued_messages 100000", "log_dest stderr", "log_type error", "log_type warning",

@@ -1,9 +1,8 @@
-"""Shared by the integration tests: a running daemon, a publisher, waiting with a bound."""
+"""Shared by the integration tests: a running daemon and a publisher."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -13,15 +12,6 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from edgeslm.app import App
 from edgeslm.settings import Settings, load_settings
-
-
-def wait_for(pred: Callable[[], bool], timeout: float, step: float = 0.01) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(step)
-    return pred()
 
 
 def daemon_settings(broker: Any, tmp_path: Path, tag: str, **overrides: Any) -> Settings:

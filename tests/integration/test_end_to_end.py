@@ -16,6 +16,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from edgeslm.app import App
 from edgeslm.settings import Settings, load_settings
+from tests.util import wait_for
 
 pytestmark = [pytest.mark.broker, pytest.mark.model]
 
@@ -48,13 +49,6 @@ class Recorder:
         self.c.loop_stop()
 
 
-def wait_for(pred: Any, timeout: float) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def make_settings(broker: Any, tmp_path: Path, tag: str, model: Path | None) -> Settings:

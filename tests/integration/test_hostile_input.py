@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.helpers import daemon_settings, publisher, running, wait_for
+from tests.integration.helpers import daemon_settings, publisher, running
+from tests.util import wait_for
 
 pytestmark = pytest.mark.broker
 CORPUS = Path(__file__).parents[1] / "corpus"

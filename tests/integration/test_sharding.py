@@ -14,18 +14,13 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from tests.util import wait_for
+
 pytestmark = [pytest.mark.broker]
 TIMEOUT = 20.0
 NORMAL, SPIKE = 300, 6
 
 
-def wait_for(pred: Any, timeout: float = TIMEOUT) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def shard_settings(broker: Any, tmp_path: Path, tag: str, line: str) -> Any:
@@ -91,7 +86,7 @@ def test_two_instances_with_disjoint_filters_each_see_only_their_shard_and_both_
                 return {(a["gateway"], a["asset"]) for a in alerts if a.get("state") == "raised"}
 
         want = {(f"gw-line1-{tag}", "line1-pump-1"), (f"gw-line2-{tag}", "line2-pump-1")}
-        assert wait_for(lambda: want <= raised()), alerts
+        assert wait_for(lambda: want <= raised(), TIMEOUT), alerts
         time.sleep(0.5)  # a cross-shard alert, if any, would have arrived by now
         assert raised() == want
         for line, app in apps.items():

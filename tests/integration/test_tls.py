@@ -6,7 +6,6 @@ Python dependency). The TLS options go after LocalBroker's own `listener` line, 
 
 from __future__ import annotations
 
-import getpass
 import shutil
 import subprocess
 import time
@@ -18,8 +17,9 @@ import pytest
 import structlog
 
 from edgeslm.mqtt.client import MqttLink
-from edgeslm.mqtt.localbroker import BrokerUnavailable, LocalBroker
+from edgeslm.mqtt.localbroker import LocalBroker
 from edgeslm.settings import Settings, load_settings
+from tests.brokers import private_broker
 
 pytestmark = [pytest.mark.broker]
 TIMEOUT = 10.0
@@ -57,19 +57,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _broker(tmp_path: Path, conf: str) -> Iterator[LocalBroker]:
-    workdir = tmp_path / "broker"
-    workdir.mkdir()
-    # Started as root, mosquitto switches to user 'mosquitto', which cannot read pytest's 0700 folders;
-    # naming the current user keeps it (and the option has no effect when not root).
-    conf = f"user {getpass.getuser()}\n{conf}"
-    try:
-        b = LocalBroker(workdir=workdir, persistence=False, extra_conf=conf).start()
-    except BrokerUnavailable as e:
-        pytest.fail(str(e))
-    try:
-        yield b
-    finally:
-        b.close()
+    yield from private_broker(tmp_path, persistence=False, extra_conf=conf)
 
 
 def _tls_conf(pki: Path, require_certificate: bool = False) -> str:
