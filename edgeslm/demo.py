@@ -99,8 +99,8 @@ def run_demo(duration: float, model: Path | None, broker: str | None, rate_hz: f
             watcher.stop()
             if local:
                 local.close()
-        alerts, advice = watcher.messages("/alerts"), watcher.messages("/advice")
-        raised = sum(1 for a in alerts if a.get("state") == "raised")
+        advice = watcher.messages("/advice")
+        raised = len(watcher.alert_ids())
         say("-" * 100)
         say(f"summary: {sim.sent} telemetry messages, {raised} alerts raised, {len(advice)} advice "
             f"({sum(1 for a in advice if a.get('source') == 'model')} from the model, "

@@ -12,9 +12,18 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 
-def format_message(topic: str, body: dict[str, Any]) -> str | None:
-    """One or a few lines for a person; None for messages we do not show (status)."""
+def format_message(topic: str, body: dict[str, Any], seen: dict[str, str] | None = None) -> str | None:
+    """One or a few lines for a person; None for messages we do not show (status).
+
+    `seen` (alert_id → last state) turns a re-sent alert whose state did not change (its advice status
+    moved) into one short line.
+    """
     if topic.endswith("/alerts"):
+        aid, state = str(body.get("alert_id", "")), str(body.get("state", ""))
+        if seen is not None:
+            if seen.get(aid) == state:
+                return f"ALERT  {body.get('asset')}  advice {body.get('advice_status')}  id={aid[:13]}"
+            seen[aid] = state
         ev = body.get("evidence", {}).get("signals", [])
         sig = ", ".join(f"{s['signal']}={s['value']}{(' ' + s['unit']) if s.get('unit') else ''}"
                         f" ({s['deviation_sigma']:+.1f} sigma)" if s.get("deviation_sigma") is not None
@@ -44,6 +53,7 @@ class Watcher:
                  username: str | None = None, password: str | None = None) -> None:
         self.out = out or sys.stdout
         self.received: list[tuple[str, dict[str, Any]]] = []
+        self._seen: dict[str, str] = {}
         self._on = on_message
         self._lock = threading.Lock()
         self._prefix = prefix
@@ -65,7 +75,7 @@ class Watcher:
             self.received.append((msg.topic, body))
         if self._on:
             self._on(msg.topic, body)
-        line = format_message(msg.topic, body)
+        line = format_message(msg.topic, body, self._seen)
         if line:
             print(line, file=self.out, flush=True)
 
@@ -77,6 +87,9 @@ class Watcher:
     def stop(self) -> None:
         self._c.disconnect()
         self._c.loop_stop()
+
+    def alert_ids(self) -> set[str]:
+        return {str(b.get("alert_id")) for b in self.messages("/alerts") if b.get("state") == "raised"}
 
     def messages(self, suffix: str) -> list[dict[str, Any]]:
         with self._lock:

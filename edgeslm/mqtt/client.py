@@ -67,6 +67,7 @@ class MqttLink:
         self.on_disconnected: list[Callable[[], None]] = []
         self.connected = threading.Event()
         self._auth_logged = False
+        self._stopping = False
         # TCP/TLS failures repeat on every retry: log the first, then once a minute with a count.
         self._fail_log = RateLimited(log, 60.0)
         self._v5 = settings.mqtt.protocol == "5"
@@ -123,6 +124,7 @@ class MqttLink:
                 info.wait_for_publish(timeout=min(timeout, 2.0))
         except (RuntimeError, ValueError) as e:
             log.warning("mqtt_offline_publish_failed", error=str(e))
+        self._stopping = True
         self._client.disconnect()
         self._client.loop_stop()
         self.connected.clear()
@@ -204,7 +206,9 @@ class MqttLink:
         try:
             was = self.connected.is_set()
             self.connected.clear()
-            if was:
+            if was and self._stopping:
+                log.info("mqtt_disconnected", reason="stopping")
+            elif was:
                 log.warning("mqtt_disconnected", reason=str(rc))
             for cb in list(self.on_disconnected):
                 cb()
