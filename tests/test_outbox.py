@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -10,6 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from edgeslm.outbox import Forwarder, MessageClass, Outbox, OutboxClosed, OutboxFull, outbox_stats
 from edgeslm.settings import OutboxSettings
@@ -224,3 +228,41 @@ def test_backlog_older_than_a_few_seconds_is_flagged_historical_and_rate_limited
             fwd.stop(3)
             link.stop()
             o.close()
+
+
+# --- accounting is exact under any mix of operations ---------------------------------------------------
+
+_op = st.one_of(
+    st.tuples(st.just("put"), st.sampled_from(list(MessageClass)), st.integers(0, 3), st.integers(0, 3000)),
+    st.tuples(st.just("deliver"), st.integers(0, 5)),
+    st.tuples(st.just("reject"), st.integers(0, 5)),
+)
+
+
+@hsettings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=st.lists(_op, max_size=60))
+def test_accounting_identity_holds_for_any_sequence(tmp_path_factory: pytest.TempPathFactory,
+                                                    ops: list[tuple[Any, ...]]) -> None:
+    path = tmp_path_factory.mktemp("acct") / "o.db"
+    o = Outbox(path, settings(max_rows=12, max_bytes=64 * 1024, max_attempts=2))
+    try:
+        for op in ops:
+            queued = [r.n for r in o.pending(0, 100)]
+            if op[0] == "put":
+                with contextlib.suppress(OutboxFull):
+                    o.put(f"t/{op[2]}", {"pad": "x" * op[3]}, op[1])
+            elif op[0] == "deliver" and queued:
+                o.mark_delivered(queued[: op[1] + 1] + queued[:1]).result(5)  # includes a duplicate ack
+            elif op[0] == "reject" and queued:
+                o.mark_rejected(queued[min(op[1], len(queued) - 1)], 0x80).result(5)
+            st_ = o.stats()
+            assert identity_holds(st_), st_
+            assert st_["queued"] == len(o.pending(0, 1000)) <= 12
+    finally:
+        o.close()
+    reopened = Outbox(path, settings())
+    try:
+        if ops:
+            assert reopened.stats() == {**st_, "unstored": 0}  # persistent and exact across a restart
+    finally:
+        reopened.close()

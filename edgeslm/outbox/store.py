@@ -40,6 +40,8 @@ SCHEMA_VERSION = 1
 # (queue leaf, index leaf, counters), which is what the flash pays for.
 _PUT_TIMEOUT_S = 30.0  # a put that waits longer than this on the writer is reported as failed
 _EXPIRE_EVERY_S = 1.0
+_INSERT_CHUNK = 100  # rows per multi-row INSERT (9 parameters each, far below SQLite's limit)
+_DELETE_CHUNK = 500
 _SQLITE_READONLY, _SQLITE_IOERR, _SQLITE_CORRUPT, _SQLITE_CANTOPEN, _SQLITE_FULL, _SQLITE_NOTADB = 8, 10, 11, 14, 13, 26
 _UNREADABLE = {_SQLITE_READONLY, _SQLITE_CORRUPT, _SQLITE_NOTADB, _SQLITE_CANTOPEN}
 
@@ -136,6 +138,17 @@ class _Txn:
         self.disk_low = disk_low
         self.delta: Counter[str] = Counter()
         self.seqs: dict[str, int] = {}
+        self.pending: list[tuple[Any, ...]] = []  # rows to insert, in queue order
+
+    def flush(self) -> None:
+        """Insert pending rows with one statement per chunk. Every SQLite call releases the GIL and may wait
+        up to a switch interval (5 ms) to get it back from a busy thread, so the writer makes few calls."""
+        for i in range(0, len(self.pending), _INSERT_CHUNK):
+            chunk = self.pending[i:i + _INSERT_CHUNK]
+            self.conn.execute("INSERT INTO queue(n, id, topic, seq, cls, retain, created, size, payload) VALUES "
+                              + ",".join(["(?,?,?,?,?,?,?,?,?)"] * len(chunk)),
+                              [v for row in chunk for v in row])
+        self.pending.clear()
 
     @property
     def rows(self) -> int:
@@ -332,10 +345,7 @@ class Outbox:
         Raises OutboxFull (not stored; see `accounted`), OutboxClosed, OutboxError, or ValueError /
         TypeError for a payload that is not strict JSON (NaN, Infinity, non-serialisable values).
         """
-        cls = MessageClass(cls)
-        body = _dumps({k: v for k, v in payload.items() if k not in ("id", "seq")})
-        op = _Put(uuid7(), topic, body, cls, bool(retain), time.time())
-        self._submit(op)
+        op = self._put_op(topic, payload, cls, retain)
         try:
             seq = op.fut.result(timeout=_PUT_TIMEOUT_S)
         except FutureTimeout:
@@ -343,6 +353,24 @@ class Outbox:
         payload["id"] = op.id
         payload["seq"] = seq
         return op.id
+
+    def put_async(self, topic: str, payload: dict[str, Any], cls: MessageClass, *,
+                  retain: bool = False) -> Future[int]:
+        """Like `put` without waiting: the message is durable when the future resolves (to its seq).
+
+        For one thread with a burst to store: submit them all, then wait on the futures, so they share
+        commits. Sets payload["id"] now; the future raises what `put` would.
+        """
+        op = self._put_op(topic, payload, cls, retain)
+        payload["id"] = op.id
+        return op.fut
+
+    def _put_op(self, topic: str, payload: dict[str, Any], cls: MessageClass, retain: bool) -> _Put:
+        cls = MessageClass(cls)
+        body = _dumps({k: v for k, v in payload.items() if k not in ("id", "seq")})
+        op = _Put(uuid7(), topic, body, cls, bool(retain), time.time())
+        self._submit(op)
+        return op
 
     def stats(self) -> dict[str, Any]:
         """Exact, persistent counters: produced == delivered + dropped + expired + dead_lettered + queued."""
@@ -475,15 +503,14 @@ class Outbox:
                 if isinstance(op, _Put):
                     results.append(_insert(txn, op))
                 else:
+                    txn.flush()
                     results.append(op.fn(txn))
+            txn.flush()
             if txn.seqs:
-                self._conn.executemany("INSERT INTO counters(name, value) VALUES(?, ?) ON CONFLICT(name) DO "
-                                       "UPDATE SET value=excluded.value",
-                                       [("seq/" + t, v) for t, v in txn.seqs.items()])
+                self._upsert([("seq/" + t, v) for t, v in txn.seqs.items()], "excluded.value")
             changed = [(k, v) for k, v in txn.delta.items() if v]
             if changed:
-                self._conn.executemany("INSERT INTO counters(name, value) VALUES(?, ?) ON CONFLICT(name) DO "
-                                       "UPDATE SET value=value+excluded.value", changed)
+                self._upsert(changed, "value+excluded.value")
             self._conn.execute("COMMIT")
         except sqlite3.Error as e:
             self._rollback()
@@ -519,6 +546,12 @@ class Outbox:
                 except Exception:
                     log.exception("outbox_listener_error")
 
+    def _upsert(self, pairs: list[tuple[str, int]], value: str) -> None:
+        for i in range(0, len(pairs), _INSERT_CHUNK):
+            chunk = pairs[i:i + _INSERT_CHUNK]
+            self._conn.execute("INSERT INTO counters(name, value) VALUES " + ",".join(["(?,?)"] * len(chunk))
+                               + f" ON CONFLICT(name) DO UPDATE SET value={value}", [v for p in chunk for v in p])
+
     def _rollback(self) -> None:
         try:
             if self._conn.in_transaction:
@@ -546,6 +579,7 @@ def _insert(t: _Txn, op: _Put) -> int | OutboxFull:
     t.delta["produced"] += 1
     label = op.cls.label
     if op.cls is MessageClass.STATUS and s.coalesce_status:
+        t.flush()
         for (vsize,) in t.conn.execute("DELETE FROM queue WHERE cls=? AND topic=? RETURNING size",
                                        (int(MessageClass.STATUS), op.topic)).fetchall():
             t.removed(vsize, "dropped/status/superseded")
@@ -557,6 +591,7 @@ def _insert(t: _Txn, op: _Put) -> int | OutboxFull:
     need = size if t.disk_low else 0  # below the disk floor the queue may not grow on disk
     freed = 0
     while t.rows + 1 > s.max_rows or t.bytes + size > s.max_bytes or freed < need:
+        t.flush()
         if t.disk_low and freed < need:
             reason = "disk_low"
         victim = None
@@ -574,9 +609,7 @@ def _insert(t: _Txn, op: _Put) -> int | OutboxFull:
         t.conn.execute("DELETE FROM queue WHERE n=?", (victim[0],))
         t.removed(victim[1], f"dropped/{MessageClass(victim[2]).label}/{reason}")
         freed += victim[1]
-    t.conn.execute("INSERT INTO queue(n, id, topic, seq, cls, retain, created, size, payload) "
-                   "VALUES(?,?,?,?,?,?,?,?,?)",
-                   (t.next_n(), op.id, op.topic, seq, int(op.cls), int(op.retain), op.created, size, payload))
+    t.pending.append((t.next_n(), op.id, op.topic, seq, int(op.cls), int(op.retain), op.created, size, payload))
     t.delta["queued_rows"] += 1
     t.delta["queued_bytes"] += size
     return seq
@@ -584,11 +617,19 @@ def _insert(t: _Txn, op: _Put) -> int | OutboxFull:
 
 def _deliver(t: _Txn, ns: list[int]) -> int:
     count = 0
-    for n in ns:
-        row = t.conn.execute("DELETE FROM queue WHERE n=? RETURNING size", (n,)).fetchone()
-        if row:  # already gone (dropped, expired, or a duplicate ack): counted where it went
-            t.removed(row[0], "delivered")
-            count += 1
+    for i in range(0, len(ns), _DELETE_CHUNK):
+        chunk = ns[i:i + _DELETE_CHUNK]
+        where = "n IN (" + ",".join("?" * len(chunk)) + ")"
+        # Rows already gone (dropped, expired, a duplicate ack) are not counted again: they were counted
+        # where they went.
+        rows, size = t.conn.execute(f"SELECT count(*), coalesce(sum(size), 0) FROM queue WHERE {where}",
+                                    chunk).fetchone()
+        if rows:
+            t.conn.execute(f"DELETE FROM queue WHERE {where}", chunk)
+            t.delta["queued_rows"] -= rows
+            t.delta["queued_bytes"] -= size
+            t.delta["delivered"] += rows
+            count += rows
     return count
 
 
