@@ -13,7 +13,6 @@ Stated rules for hostile input (each rejection has a counted reason):
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 
 from edgeslm.ingest.errors import PayloadError
@@ -95,6 +94,16 @@ class JsonDecoder:
     mapping: JsonMapping
     limits: IngestSettings
     skipped: dict[str, int] = field(default_factory=dict)  # reason → count, drained by the caller
+    # Signal names already checked (bounded): a plant sends the same few keys millions of times.
+    _names: dict[str, str] = field(default_factory=dict, repr=False)
+    _skip: frozenset[str] = field(default=frozenset(), repr=False)
+
+    MAX_NAMES = 10_000
+
+    def __post_init__(self) -> None:
+        m = self.mapping
+        self._skip = frozenset(x for x in (m.asset.partition(":")[2] if m.asset.startswith("field:") else None,
+                                           m.timestamp_field) if x)
 
     def decode(self, topic: str, raw: bytes, received: float) -> list[Sample]:
         doc = parse_json(raw, self.limits.max_payload_bytes, self.limits.max_json_depth)
@@ -117,25 +126,29 @@ class JsonDecoder:
         if m.signals:
             for name in m.signals:
                 v = lookup(values, name)
-                if v is None:
-                    continue  # a signal may be absent from some messages
-                self._add(samples, asset, name, ts, v)
+                if v is not None:  # a signal may be absent from some messages
+                    self._add(samples, asset, name, ts, v)
         else:
-            skip = {m.asset.partition(":")[2], m.timestamp_field}
+            names, skip, append = self._names, self._skip, samples.append
             for name, v in values.items():
-                if name in skip or isinstance(v, str | dict | list) or v is None:
+                # Hot path: a known name with a finite float (x - x is nan for nan and inf).
+                if type(v) is float and v - v == 0.0 and name in names and name not in skip:
+                    append(Sample(asset, names[name], ts, v))
+                elif name in skip or v is None or isinstance(v, str | dict | list):
                     continue  # auto mode: only numbers are signals; text fields are metadata
-                self._add(samples, asset, name, ts, v)
+                else:
+                    self._add(samples, asset, name, ts, v)
         if not samples:
             raise PayloadError("no_signals", "no usable signal values in the payload")
         return samples
 
     def _add(self, out: list[Sample], asset: str, name: str, ts: float, v: object) -> None:
-        # Fast path for the common case; the checks below give the reason otherwise.
-        if type(v) is float and math.isfinite(v):
-            out.append(Sample(asset, name, ts, v))
-            return
         try:
-            out.append(Sample(asset, check_name(name, "signal"), ts, check_number(v, f"signal '{name}'")))
+            checked = self._names.get(name)
+            if checked is None:
+                checked = check_name(name, "signal")
+                if len(self._names) < self.MAX_NAMES:
+                    self._names[name] = checked
+            out.append(Sample(asset, checked, ts, check_number(v, f"signal '{name}'")))
         except PayloadError as e:
             self.skipped[e.reason] = self.skipped.get(e.reason, 0) + 1
