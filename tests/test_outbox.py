@@ -266,3 +266,30 @@ def test_accounting_identity_holds_for_any_sequence(tmp_path_factory: pytest.Tem
             assert reopened.stats() == {**st_, "unstored": 0}  # persistent and exact across a restart
     finally:
         reopened.close()
+
+
+def test_historical_flag_is_appended_as_valid_json_even_if_the_caller_set_one() -> None:
+    from edgeslm.outbox.forwarder import Forwarder as F
+
+    class Link:
+        connected = threading.Event()
+        on_ack = None
+        on_connected: list[Any] = []
+        on_disconnected: list[Any] = []
+        sent: list[tuple[bytes, dict[str, str]]] = []
+
+        def publish(self, topic: str, payload: bytes, **kw: Any) -> Any:
+            self.sent.append((payload, kw["user_properties"]))
+            return type("R", (), {"mid": len(self.sent), "queued": True})()
+
+    class Ob:
+        def add_listener(self, cb: Any) -> None:
+            pass
+
+    from edgeslm.outbox import QueuedRow
+    f = F(Ob(), Link(), settings())  # type: ignore[arg-type]
+    for body in (b'{"id":"a","seq":1,"v":2}', b'{"id":"b","seq":2,"historical":false}'):
+        f._send(QueuedRow(1, "a", "t", 1, MessageClass.ALERT, False, 0.0, body, 0), True, 0.0)
+    for payload, props in Link.sent:
+        assert json.loads(payload)["historical"] is True and props["historical"] == "true"
+        assert payload.count(b'"historical"') == 1

@@ -327,11 +327,14 @@ class Forwarder:
 
     def _send(self, row: QueuedRow, historical: bool, now: float) -> bool:
         payload = row.payload
-        props = {"id": row.id, "seq": str(row.seq), "class": row.cls.label}
+        props = {"id": row.id, "seq": str(row.seq)}
         if historical:
-            obj = json.loads(payload)
-            obj["historical"] = True
-            payload = json.dumps(obj, allow_nan=False, separators=(",", ":"), ensure_ascii=False).encode()
+            if b'"historical"' in payload:  # the caller set it: rewrite through JSON to keep keys unique
+                obj = json.loads(payload)
+                obj["historical"] = True
+                payload = json.dumps(obj, allow_nan=False, separators=(",", ":"), ensure_ascii=False).encode()
+            else:  # stored payloads are our own `{"id":...,"seq":N,...}` objects: append the flag
+                payload = payload[:-1] + b',"historical":true}'
             props["historical"] = "true"
             self.counts["historical"] += 1
         try:
