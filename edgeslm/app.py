@@ -21,6 +21,7 @@ from edgeslm.alerts import alert_payload, iso
 from edgeslm.detect.engine import DetectionEngine
 from edgeslm.health import Counters, status_payload
 from edgeslm.ids import uuid7
+from edgeslm.metrics import start_metrics_server
 from edgeslm.models import Advice, AdviceStatus, AlarmEvent, AlarmState
 from edgeslm.mqtt import topics
 from edgeslm.mqtt.client import MqttLink
@@ -59,6 +60,7 @@ class App:
         self.pipeline: Pipeline | None = None
         self.engine: DetectionEngine | None = None
         self.sparkplug: SparkplugPublisher | None = None
+        self._metrics: Any = None
 
     # --- start --------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -85,6 +87,12 @@ class App:
         if s.sparkplug_out.enabled:
             self.sparkplug = SparkplugPublisher(s.sparkplug_out, s.mqtt, s.mqtt_password())
             self.sparkplug.start()
+        if s.health.metrics_port:
+            try:
+                self._metrics = start_metrics_server(s.health.metrics_port, s.health.metrics_bind, self.status)
+            except (RuntimeError, OSError) as e:
+                raise StartupError(f"metrics endpoint on {s.health.metrics_bind}:{s.health.metrics_port}: {e}") \
+                    from None
         self.forwarder.start()
         self.link.start()
         self.advisor.start()
@@ -297,6 +305,9 @@ class App:
             self.sparkplug.stop()
         if self.outbox:
             self.outbox.close()
+        if self._metrics is not None:
+            server, _thread = self._metrics
+            server.shutdown()
         log.info("edgeslm_stopped")
 
     def install_signal_handlers(self) -> None:
