@@ -73,5 +73,12 @@ class Recorder:
         assert ok, f"only {len(self.advice)} of {n} advice within {timeout} s; status={self.status}"
         return list(self.advice)
 
+    def wait_terminal(self, n: int, timeout: float = 10.0) -> None:
+        """Wait until n alerts reached done, failed or skipped."""
+        end = (AdviceStatus.DONE, AdviceStatus.FAILED, AdviceStatus.SKIPPED)
+        with self._cv:
+            ok = self._cv.wait_for(lambda: sum(1 for _, s, _ in self.status if s in end) >= n, timeout)
+        assert ok, f"statuses: {self.status}"
+
     def statuses(self, alarm_id: str) -> list[AdviceStatus]:
         return [s for a, s, _ in self.status if a == alarm_id]

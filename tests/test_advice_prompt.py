@@ -29,7 +29,7 @@ def test_prompt_holds_evidence_compactly() -> None:
     ev = alert("pump-7")
     p = build_prompt(ev, s.assets["pump-7"])
     assert '"pump-7"' in p.system and '"bearing wear"' in p.system and "high limit 95" in p.system
-    assert '"bearing_temp" ("degC")' in p.user and "sd" in p.user and "severity high" in p.user
+    assert '"bearing_temp" "degC"' in p.user and "sd" in p.user and "severity high" in p.user
     assert p.user.index('"bearing_temp"') < p.user.index('"vib_rms"')  # ranked order kept
     assert len(p.system) + len(p.user) < 1400
 
@@ -64,7 +64,7 @@ def test_clean_helpers() -> None:
     assert clean_name("pump 7/motor:temp-1.5%") == "pump 7/motor:temp-1.5%"
     assert clean_name('a"b\\c{d}') == "a_b_c_d_"
     assert num(float("nan")) == "n/a" and num(1234567.0) == "1234567" and num(0.000123) == "0.000123"
-    assert num(81.2345) == "81.23"
+    assert num(81.2345) == "81.2" and num(-0.0) == "0"
 
 
 @pytest.mark.model

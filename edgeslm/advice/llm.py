@@ -46,7 +46,7 @@ class EngineConfig:
     provider: str = "cpu"
     threads: int = 0
     guided: bool = True
-    fast_forward: bool = False
+    fast_forward: bool = True
     prefix_reuse: bool = True
     max_new_tokens: int = 512
     max_prompt_tokens: int = 700
@@ -426,3 +426,26 @@ class EngineProcess:
             if proc.is_alive():
                 proc.kill()
                 proc.join(2.0)
+
+
+def bare_loop(engine: LlmEngine, ids: list[int], new_tokens: int) -> dict[str, float]:
+    """The reference loop of ../shared/tools/phi3-shaped-model/bench.py on an already loaded model: a
+    fresh unguided generator, prefill, then exactly `new_tokens` forced greedy tokens. For benchmarks."""
+    assert engine.model is not None
+    p = og.GeneratorParams(engine.model)
+    total = len(ids) + new_tokens
+    # min_length == max_length: EOS is suppressed, so exactly new_tokens come out (as bench.py does)
+    p.set_search_options(max_length=total, min_length=total, do_sample=False)
+    g = og.Generator(engine.model, p)
+    t1 = time.perf_counter()
+    g.append_tokens(ids)
+    t2 = time.perf_counter()
+    g.generate_next_token()
+    t3 = time.perf_counter()
+    n = 1
+    while not g.is_done():
+        g.generate_next_token()
+        n += 1
+    t4 = time.perf_counter()
+    return {"prefill_s": t2 - t1, "ttft_s": t3 - t1, "prefill_tok_s": len(ids) / (t2 - t1), "new_tokens": n,
+            "decode_tok_s": (n - 1) / (t4 - t3) if n > 1 else 0.0, "total_s": t4 - t1}

@@ -16,8 +16,8 @@ from edgeslm.models import Advice, AlarmEvent
 URGENCIES = ("low", "medium", "high", "critical")
 # Bounds chosen for the 2-core budget (~6.6 decode tok/s): the longest legal answer must still fit in
 # max_new_tokens, and a real model writes far less than the bounds.
-SUMMARY_MAX = 140
-ITEM_MAX = 90
+SUMMARY_MAX = 100
+ITEM_MAX = 60
 ITEMS_MAX = 2
 # Confidence as a closed set: a free JSON number lets a weak model emit digits until max_length.
 CONFIDENCES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
