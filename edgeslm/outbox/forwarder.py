@@ -181,9 +181,9 @@ class Forwarder:
         self._inflight.clear()
         self._inflight_rows.clear()
         self._buffer.clear()
-        self._rewinds.clear()
-        self._cursor = 0
+        self._cursor = 0  # pending retries keep their rewinds: rows in backoff are skipped until due
         self._hold_armed = True
+        self._stalled = False  # the stall ended in a disconnect
         log.info("outbox_resend_from_db", why=why, orphans=len(self._orphans))
 
     def _orphans_expire(self, now: float) -> None:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from edgeslm.ids import uuid7
 from edgeslm.settings.outbox import OutboxSettings
@@ -44,6 +45,7 @@ _INSERT_CHUNK = 100  # rows per multi-row INSERT (9 parameters each, far below S
 _DELETE_CHUNK = 500
 _SQLITE_READONLY, _SQLITE_IOERR, _SQLITE_CORRUPT, _SQLITE_CANTOPEN, _SQLITE_FULL, _SQLITE_NOTADB = 8, 10, 11, 14, 13, 26
 _UNREADABLE = {_SQLITE_READONLY, _SQLITE_CORRUPT, _SQLITE_NOTADB, _SQLITE_CANTOPEN}
+_NEARLY_FULL_BYTES = 1024 * 1024  # below this, an I/O error at open means "disk full", not "corrupt"
 
 _SCHEMA = """
 CREATE TABLE queue(
@@ -212,6 +214,7 @@ class Outbox:
         self._submit_lock = threading.Lock()
         self._disk_low_logged = 0.0
         self._listeners: list[Callable[[], None]] = []
+        self._last_puts = 0
         t0 = time.monotonic()
         self._conn = self._open()
         self._reader = self._connect()
@@ -230,10 +233,26 @@ class Outbox:
         return conn
 
     def _open(self) -> sqlite3.Connection:
+        # A full disk can make SQLite fail to create the -wal/-shm files. That is transient and the file is
+        # healthy: retry with backoff (never move it aside), then give up with a clear error.
+        retrying = Retrying(retry=retry_if_exception_type(_DiskFull), reraise=True,
+                            wait=wait_exponential(multiplier=0.5, max=10),
+                            stop=stop_after_delay(self.settings.open_retry_s),
+                            before_sleep=lambda rs: log.error("outbox_disk_full_at_start", path=str(self.path),
+                                                              attempt=rs.attempt_number))
         try:
-            return self._open_or_recover()
+            return retrying(self._open_or_recover)
+        except _DiskFull as e:
+            raise OutboxError(f"cannot open outbox {self.path}: disk full ({e})") from e
         except OSError as e:
             raise OutboxError(f"cannot open outbox {self.path}: {e.strerror or e}") from e
+
+    def _disk_nearly_full(self) -> bool:
+        try:
+            st = os.statvfs(self.path.parent)
+        except OSError:
+            return False
+        return st.f_bavail * st.f_frsize < _NEARLY_FULL_BYTES
 
     def _open_or_recover(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -243,6 +262,8 @@ class Outbox:
             return self._open_checked()
         except sqlite3.DatabaseError as e:
             code = _errcode(e)
+            if code in (_SQLITE_IOERR, _SQLITE_CANTOPEN, _SQLITE_FULL) and self._disk_nearly_full():
+                raise _DiskFull(str(e)) from e
             if code not in _UNREADABLE and not isinstance(e, _Unusable) and code != _SQLITE_IOERR:
                 raise OutboxError(f"cannot open outbox {self.path}: {e}") from e
             reason = str(e)
@@ -268,10 +289,19 @@ class Outbox:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version != SCHEMA_VERSION:
                 raise _Unusable(f"schema version {version}, expected {SCHEMA_VERSION}")
-            conn.execute("BEGIN IMMEDIATE")  # write probe: a read-only file fails here, before we report ready
-            conn.execute("INSERT INTO counters(name, value) VALUES('opened', 1) "
-                         "ON CONFLICT(name) DO UPDATE SET value=value+1")
-            conn.execute("COMMIT")
+            try:  # write probe: a read-only file fails here, before we report ready
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute("INSERT INTO counters(name, value) VALUES('opened', 1) "
+                             "ON CONFLICT(name) DO UPDATE SET value=value+1")
+                conn.execute("COMMIT")
+            except sqlite3.OperationalError as e:
+                if _errcode(e) != _SQLITE_FULL:
+                    raise
+                # A full disk is not a broken database: start anyway (no crash loop); puts fail with
+                # OutboxFull until space returns, then resume by themselves.
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                log.error("outbox_disk_full_at_start", path=str(self.path))
         except BaseException:
             conn.close()
             raise
@@ -465,6 +495,9 @@ class Outbox:
                     stopping = True
                 else:
                     batch.append(item)
+            if not stopping and self._last_puts >= 2 and self.settings.commit_delay_ms > 0:
+                stopping = self._linger(batch)
+            self._last_puts = sum(isinstance(op, _Put) for op in batch)
             if time.monotonic() >= next_expire:
                 next_expire = time.monotonic() + _EXPIRE_EVERY_S
                 batch.append(_Call(lambda t: _expire(t, time.time())))
@@ -476,6 +509,23 @@ class Outbox:
                     for op in batch:
                         if not op.fut.done():
                             op.fut.set_exception(OutboxError(str(e)))
+
+    def _linger(self, batch: list[_Put | _Call]) -> bool:
+        """Group-commit delay: producers were concurrent last time, so wait a moment for the rest of them
+        (one fsync for all instead of one each; PostgreSQL's commit_delay). Returns True on stop."""
+        deadline = time.monotonic() + self.settings.commit_delay_ms / 1000
+        while len(batch) < self.settings.batch_max:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            try:
+                item = self._q.get(timeout=left)
+            except queue.Empty:
+                return False
+            if item is _STOP:
+                return True
+            batch.append(item)
+        return False
 
     def _disk_low(self) -> bool:
         floor = self.settings.min_free_disk_mb * 1024 * 1024
@@ -563,6 +613,10 @@ class Outbox:
                 self._conn.close()
             self._conn = self._connect()
             self._conn.execute("PRAGMA synchronous=FULL")
+
+
+class _DiskFull(Exception):
+    pass
 
 
 class _Unusable(sqlite3.DatabaseError):

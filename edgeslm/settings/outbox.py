@@ -28,12 +28,16 @@ class OutboxSettings(Section):
                                   "messages of the same topic (counted as dropped/superseded).")
     batch_max: int = Field(256, ge=1, le=10_000, description="Most operations grouped into one SQLite "
                            "transaction (group commit).")
+    commit_delay_ms: float = Field(1.0, ge=0, le=50, description="When several threads are putting at once, "
+                                   "wait this long for the others so they share one commit (fsync); 0 = off.")
     retry_base_s: float = Field(1.0, gt=0, description="First retry delay after a rejected PUBACK, doubled "
                                 "per attempt up to retry_max_s.")
     retry_max_s: float = Field(60.0, gt=0, description="Longest retry delay after a rejected PUBACK.")
     ack_timeout_s: float = Field(15.0, gt=0, description="A PUBACK missing this long marks the link stalled "
                                  "(keep it below 1.5 x mqtt.keepalive_s so a frozen broker is noticed first "
                                  "here).")
+    open_retry_s: float = Field(60.0, ge=0, description="At start, how long to keep retrying to open the "
+                                "database while the disk is full before giving up with an error.")
     dead_letter_max_rows: int = Field(10_000, ge=1, description="Dead-letter rows kept; the oldest are pruned.")
 
     @model_validator(mode="after")

@@ -327,6 +327,35 @@ def test_disk_full_acknowledges_nothing_unstored_and_resumes_by_itself(small_dis
         st.close()
 
 
+def _fill_disk(where: Path) -> Path:
+    filler = where / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        while True:
+            os.write(fd, b"\0" * 4096)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    return filler
+
+
+def test_disk_full_at_start_never_moves_the_database_aside(small_disk: Path) -> None:
+    db = small_disk / "outbox.db"
+    ids = _filled_db(db, 20)
+    filler = _fill_disk(small_disk)
+    with pytest.raises(OutboxError, match="disk full"):  # gives up after open_retry_s, with the reason
+        Outbox(db, OutboxSettings(min_free_disk_mb=0, open_retry_s=1.0))
+    assert not list(small_disk.glob("outbox.db.corrupt-*"))
+    threading.Timer(1.5, filler.unlink).start()  # space comes back while the daemon is starting
+    ob = Outbox(db, OutboxSettings(min_free_disk_mb=0, open_retry_s=20.0))
+    try:
+        assert ob.recovered_from is None and list(iter_queued_ids(db)) == ids
+        ob.put("full/t", {"i": -1}, MessageClass.ALERT)
+    finally:
+        ob.close()
+
+
 def test_below_the_free_disk_floor_new_alerts_replace_status_and_advice(small_disk: Path) -> None:
     subprocess.run(["mount", "-o", "remount,size=4m", str(small_disk)], check=True, timeout=10)
     ob = Outbox(small_disk / "outbox.db", OutboxSettings(min_free_disk_mb=2, coalesce_status=False))
