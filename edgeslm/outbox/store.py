@@ -506,6 +506,7 @@ class Outbox:
                     self._run_batch(batch)
                 except Exception as e:  # never let the writer die: later puts must still get an answer
                     log.exception("outbox_writer_error")
+                    self._rollback()
                     for op in batch:
                         if not op.fut.done():
                             op.fut.set_exception(OutboxError(str(e)))

@@ -153,6 +153,7 @@ def test_broker_stopped_and_restarted_loses_nothing_keeps_order_and_bounds_dupli
         produced = set(d.produced)
         assert ver.wait_for(produced, timeout=15), f"missing {len(produced - ver.ids())} of {len(produced)}"
         ver.assert_fifo_per_topic()
+        print(f"broker restart: {len(produced)} messages, {ver.duplicates()} duplicates (window {WINDOW})")
         assert ver.duplicates() <= WINDOW, ver.duplicates()
         st = d.ob.stats()
         assert st["delivered"] == st["produced"] == len(produced) and identity_holds(st)
