@@ -77,3 +77,16 @@ def test_child_that_dies_is_restarted_and_the_request_falls_back(fixture_model: 
     with pytest.raises(LlmError):
         eng.abort()
         eng.generate([Prompt("a", "b")], time.monotonic() + 5)
+
+
+def test_prompt_too_long_for_every_variant_is_refused(fixture_model: Path) -> None:
+    from edgeslm.advice.llm import LlmEngine
+
+    eng = LlmEngine(EngineConfig(model_dir=str(fixture_model), threads=1, max_prompt_tokens=64))
+    eng.load(warmup=False)
+    with pytest.raises(LlmError, match="exceeds max_prompt_tokens"):
+        eng.generate([Prompt("You advise.", "word " * 200)], time.monotonic() + 10)
+    # A shorter variant is used when the first does not fit.
+    r = eng.generate([Prompt("You advise.", "word " * 200), Prompt("You advise.", "short")], time.monotonic() + 10)
+    assert r.variant == 1 and r.prompt_tokens <= 64
+    eng.close()

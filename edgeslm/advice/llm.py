@@ -48,8 +48,8 @@ class EngineConfig:
     guided: bool = True
     fast_forward: bool = True
     prefix_reuse: bool = True
-    max_new_tokens: int = 512
-    max_prompt_tokens: int = 700
+    max_new_tokens: int = 256
+    max_prompt_tokens: int = 512
 
 
 @dataclass(slots=True)
@@ -195,12 +195,14 @@ class LlmEngine:
             self._cached = self._cached[:n]
 
     def _pick(self, prompts: Sequence[Prompt]) -> tuple[int, list[int]]:
-        ids: list[int] = []
+        n = 0
         for i, p in enumerate(prompts):
             ids = self.render(p)
             if len(ids) <= self.cfg.max_prompt_tokens:
                 return i, ids
-        return len(prompts) - 1, ids[: self.cfg.max_prompt_tokens]
+            n = len(ids)
+        # Cutting a chat prompt would drop the assistant turn marker: refuse instead (→ rules).
+        raise LlmError(f"prompt of {n} tokens exceeds max_prompt_tokens ({self.cfg.max_prompt_tokens})")
 
     def generate(self, prompts: Sequence[Prompt], deadline: float, max_new: int | None = None) -> GenResult:
         """Generate for the first prompt variant that fits max_prompt_tokens; stop at the deadline
@@ -210,6 +212,8 @@ class LlmEngine:
         max_new = min(max_new or self.cfg.max_new_tokens, self.cfg.max_new_tokens)
         t0 = time.perf_counter()
         variant, ids = self._pick(prompts)
+        if variant:
+            log.info("advice_prompt_shortened", variant=variant, tokens=len(ids))
         try:
             return self._generate(ids, deadline, max_new, t0, variant)
         except Exception as e:

@@ -195,7 +195,8 @@ class AdviceWorker:
                     self._stats["skipped"] += 1
                     skipped.append((old.event, f"superseded by newer alert {event.alarm_id} of {event.asset}"))
                 else:
-                    req.submitted = old.submitted  # same alarm, worse now: its clock keeps running
+                    # Same alarm, worse now: new evidence, but its clock (latency, deadline) keeps running.
+                    req.submitted, req.deadline = old.submitted, old.deadline
             if len(self._waiting) >= self._s.queue_size:
                 # Lowest severity goes; among equals the oldest (its evidence is the stalest).
                 victim = min([*self._waiting.values(), req], key=lambda r: (r.event.severity.rank, r.seq))

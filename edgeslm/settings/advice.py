@@ -18,9 +18,9 @@ class AdviceSettings(Section):
                                                               "provider.")
     threads: int = Field(0, ge=0, le=256, description="intra-op threads; 0 = one per CPU core. onnxruntime-genai "
                          "would otherwise use ONE thread, half the speed on a 2-core gateway.")
-    max_new_tokens: int = Field(512, ge=8, le=2048, description="Upper bound on generated tokens. The advice "
-                                "schema's length limits end a guided answer first (~100 Phi-3 tokens at most "
-                                "for real text); a cut answer is invalid JSON and falls back to rules.")
+    max_new_tokens: int = Field(256, ge=8, le=2048, description="Upper bound on generated tokens. The advice "
+                                "schema's length limits end a guided answer first (~120 Phi-3 tokens at most); "
+                                "a cut answer is invalid JSON and falls back to rules.")
     deadline_s: float = Field(60.0, gt=0, description="Time from alert to advice after which the model is "
                               "stopped and rule-based advice is published instead.")
     queue_size: int = Field(4, ge=1, le=1000, description="Alerts waiting for the model; a newer alert of the "
@@ -36,8 +36,9 @@ class AdviceSettings(Section):
                                                     "daemon's process (less memory, only for tests/tools).")
     max_signals: int = Field(4, ge=1, le=16, description="Contributing signals shown to the model, strongest "
                              "first; more cost prompt tokens (~25 each).")
-    max_prompt_tokens: int = Field(700, ge=64, le=3000, description="Hard cap on prompt tokens; a longer prompt "
-                                   "is cut down (fewer signals, shorter notes) before it reaches the model.")
+    max_prompt_tokens: int = Field(512, ge=64, le=3000, description="Hard cap on prompt tokens; a longer prompt "
+                                   "is cut down (fewer signals, shorter notes) before it reaches the model. With "
+                                   "max_new_tokens it sizes the KV cache (~0.8 MB per token for Phi-3-mini).")
     fast_forward: bool = Field(True, description="Let guidance append the JSON structure it forces (keys, "
                                "brackets) several tokens per model step instead of one: ~25-30 % fewer decode "
                                "steps for the same answer.")
