@@ -142,11 +142,9 @@ def main() -> None:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))  # errors only
     logging.getLogger("paho").setLevel(logging.CRITICAL)  # MqttLink enables paho's logger; keep stdout clean
     work = Path(tempfile.mkdtemp(prefix="edgeslm-bench-outbox-", dir=args.dir))
-    work.chmod(0o777)  # mosquitto drops to its own user when started as root
     n = args.messages
     res: dict[str, Any] = {"fsync_ms": fsync_ms(work)}
     (work / "broker").mkdir()
-    (work / "broker").chmod(0o777)
     with LocalBroker(workdir=work / "broker", persistence=False) as broker:
         # (a) enqueue, several producers, and one alone
         # Live path: the queue filled moments ago is not "historical" (that is measured in (c)).
@@ -193,7 +191,6 @@ def kill_loop(seeds: int, work: Path) -> dict[str, Any]:
     from tests.faults.test_outbox_faults import _run_child
     bdir = work / "kill-broker"
     bdir.mkdir()
-    bdir.chmod(0o777)
     db = work / "kill" / "outbox.db"
     db.parent.mkdir()
     committed: set[str] = set()

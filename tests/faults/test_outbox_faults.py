@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from edgeslm.mqtt.client import MqttLink
-from edgeslm.mqtt.localbroker import BrokerUnavailable, LocalBroker
+from edgeslm.mqtt.localbroker import LocalBroker
 from edgeslm.outbox import Forwarder, MessageClass, Outbox, OutboxError, OutboxFull, QueuedRow
 from edgeslm.outbox.store import iter_queued_ids
 from edgeslm.settings import OutboxSettings, Settings
@@ -98,28 +98,6 @@ class Daemon:
         self.fwd.stop(3)
         self.link.stop()
         self.ob.close()
-
-
-@pytest.fixture
-def own_broker() -> Iterator[LocalBroker]:
-    """A private, killable mosquitto whose persistence really works (shadows conftest's `own_broker`).
-
-    mosquitto started as root drops to the 'mosquitto' user, which cannot write into pytest's 0700
-    tmp_path: its autosave then fails ("Permission denied") and every restart loses the verifier's
-    session. A world-writable directory of our own keeps the sessions, so a loss is ours, not the broker's.
-    """
-    workdir = Path(tempfile.mkdtemp(prefix="edgeslm-outbox-broker-"))
-    workdir.chmod(0o777)
-    try:
-        b = LocalBroker(workdir=workdir).start()
-    except BrokerUnavailable as e:
-        shutil.rmtree(workdir, ignore_errors=True)
-        pytest.fail(str(e))
-    try:
-        yield b
-    finally:
-        b.close()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture
@@ -257,9 +235,13 @@ def _run_child(db: Path, broker: LocalBroker, seed: int, mode: str, prefix: str)
     return [x.split()[1] for x in lines if x.startswith("ID ")], ready_ms
 
 
-@pytest.mark.parametrize("seeds", [range(20)])
+@pytest.mark.parametrize("seeds", [range(20), pytest.param(range(20, 120), marks=pytest.mark.slow)],
+                         ids=["20-seeds", "100-more-seeds"])
 def test_kill_9_during_bursts_and_drain_loses_no_committed_record(tmp_path: Path, own_broker: LocalBroker,
-                                                                   seeds: range) -> None:
+                                                                   seeds: range, request: pytest.FixtureRequest
+                                                                   ) -> None:
+    if len(seeds) > 20 and "slow" not in (request.config.getoption("markexpr") or ""):
+        pytest.skip("long variant (~3 min): run with -m slow, or bench/outbox.py --kill-seeds N")
     db = tmp_path / "outbox.db"
     committed: set[str] = set()
     with Verifier(own_broker.host, own_broker.port, "k9/#", client_id="verifier-k9") as ver:
