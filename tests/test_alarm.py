@@ -138,6 +138,36 @@ def test_state_round_trips_mid_episode_and_continues_identically() -> None:
     assert [(e.alarm_id, e.state, e.ts) for e in ea] == [(e.alarm_id, e.state, e.ts) for e in eb]
 
 
+def test_state_round_trips_with_the_context_detector_on() -> None:
+    samples = _excursion()
+    det = DetectSettings(context={"enabled": True})
+    a = _engine(detect=det)
+    a.process_many(samples[:2020])
+    b = _engine(detect=det)
+    b.load_state(json.loads(json.dumps(a.state(), allow_nan=False)))
+    assert b.state() == a.state()
+    for s in samples[2020:]:
+        a.process(s)
+        b.process(s)
+        assert a.likelihood("pump", "temp") == b.likelihood("pump", "temp")
+    assert b.state() == a.state()
+
+
+def test_context_detector_raises_on_a_new_level_inside_a_periodic_signal() -> None:
+    # square wave 50/60; at 3000 it stops halfway (55): every detector of levels sees values in range
+    samples = [Sample("pump", "temp", float(i), 50.0 + 10.0 * ((i // 20) % 2) + 0.05 * ((i * 7919) % 11 - 5))
+               for i in range(3100)]
+    for i in range(3000, 3010):
+        samples[i] = Sample("pump", "temp", float(i), 55.0)
+    off = _engine(detect=DetectSettings(zscore={"enabled": False}, spike={"enabled": False},
+                                        ewma={"enabled": False}))
+    on = _engine(detect=DetectSettings(zscore={"enabled": False}, spike={"enabled": False},
+                                       ewma={"enabled": False}, context={"enabled": True}))
+    assert [e for e in off.process_many(samples) if e.state is AlarmState.RAISED] == []
+    raised = [e for e in on.process_many(samples) if e.state is AlarmState.RAISED]
+    assert [e.ts for e in raised if e.ts >= 3000] and all("context" in e.detectors for e in raised)
+
+
 def test_reconfigure_keeps_learned_baseline_and_open_episode() -> None:
     eng = _engine()
     eng.process_many(_excursion(2010))

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from edgeslm.detect.base import Detector
+from edgeslm.detect.context import ContextNovelty
 from edgeslm.detect.cusum import Cusum
 from edgeslm.detect.ewma import Ewma
 from edgeslm.detect.flatline import Flatline
@@ -26,7 +27,8 @@ from edgeslm.detect.zscore import ZScore
 def _labelled(kind: str, seed: int = 0, n: int = 1500) -> tuple[list[float], list[int]]:
     """Noise with injected faults of the kind the detector is meant to catch; labels mark the faults."""
     rng = random.Random(seed)
-    xs = [20.0 + rng.gauss(0, 1) for _ in range(n)]
+    xs = ([20.0 + 5.0 * ((i // 10) % 2) + rng.gauss(0, 0.1) for i in range(n)] if kind == "pattern"
+          else [20.0 + rng.gauss(0, 1) for _ in range(n)])
     ys = [0] * n
     for start in range(400, n - 100, 300):
         if kind == "spike":
@@ -39,6 +41,11 @@ def _labelled(kind: str, seed: int = 0, n: int = 1500) -> tuple[list[float], lis
         elif kind == "flat":
             for i in range(start, start + 60):
                 xs[i] = 20.0
+                ys[i] = 1
+        elif kind == "pattern":  # a square wave that stops halfway, at a new level inside its normal range
+            level = 21.5 + (start // 300) % 4
+            for i in range(start, start + 3):
+                xs[i] = level + rng.gauss(0, 0.1)
                 ys[i] = 1
         elif kind == "limits":
             xs[start] = 40.0
@@ -54,6 +61,7 @@ DETECTORS: dict[str, tuple[Callable[[], Detector], str]] = {
     "spike": (lambda: Spike(warmup=30), "spike"),
     "flatline": (lambda: Flatline(min_run=20, warmup=100), "flat"),
     "limits": (lambda: Limits(low=0.0, high=30.0), "limits"),
+    "context": (lambda: ContextNovelty(warmup=150), "pattern"),
 }
 
 

@@ -12,10 +12,11 @@ from typing import Any
 
 from edgeslm.detect.alarm import AssetAlarm, severity_for
 from edgeslm.detect.base import Detector
+from edgeslm.detect.context import ContextNovelty
 from edgeslm.detect.cusum import Cusum
 from edgeslm.detect.ewma import Ewma
 from edgeslm.detect.flatline import Flatline
-from edgeslm.detect.likelihood import AnomalyLikelihood, nines
+from edgeslm.detect.likelihood import AnomalyLikelihood, EventRate, nines
 from edgeslm.detect.limits import HARD, OK, Limits
 from edgeslm.detect.multivariate import Hotelling
 from edgeslm.detect.robust_zscore import RobustZScore
@@ -52,6 +53,14 @@ def build_detectors(cfg: DetectSettings) -> list[Detector]:
         f = cfg.flatline
         dets.append(Flatline(f.min_run, f.factor, f.warmup))
     return dets
+
+
+def build_context(cfg: DetectSettings) -> ContextNovelty | None:
+    """The sequence detector, calibrated on its own channel (its scores live on another scale than the rest)."""
+    if not cfg.context.enabled:
+        return None
+    c = cfg.context
+    return ContextNovelty(c.levels, c.orders, c.warmup, c.threshold, c.capacity, c.support)
 
 
 class _Multi:
@@ -93,7 +102,9 @@ class _Series:
         "asset",
         "bits",
         "calib",
+        "cnov",
         "ctx",
+        "ctx_calib",
         "dets",
         "dt",
         "fired",
@@ -118,6 +129,8 @@ class _Series:
         self.dets = [(d, d.threshold, d.name) for d in build_detectors(cfg)]
         lk = cfg.likelihood
         self.calib = AnomalyLikelihood(lk.long_window, lk.short_window, lk.warmup)
+        self.cnov = build_context(cfg)
+        self.ctx_calib = EventRate(lk.long_window, cfg.context.short_window, lk.warmup) if self.cnov else None
         self.limits = (Limits(ctx.low, ctx.high, ctx.soft_low, ctx.soft_high)
                        if cfg.limits.enabled and any(v is not None for v in
                                                      (ctx.low, ctx.high, ctx.soft_low, ctx.soft_high)) else None)
@@ -160,7 +173,9 @@ class _Series:
         return {"asset": self.asset, "signal": self.signal, "n": self.n, "last_ts": self.last_ts, "dt": self.dt,
                 "recent": r[self.ri:] + r[: self.ri], "bits": self.bits, "normal_run": self.normal_run,
                 "stale": self.stale, "calib": self.calib.get_state(),
-                "detectors": {name: d.get_state() for d, _, name in self.dets}}
+                "detectors": {name: d.get_state() for d, _, name in self.dets},
+                "context": ({"det": self.cnov.get_state(), "calib": self.ctx_calib.get_state()}
+                            if self.cnov is not None and self.ctx_calib is not None else None)}
 
     def set_state(self, st: dict[str, Any], cfg: DetectSettings) -> None:
         self.n = int(st["n"])
@@ -172,6 +187,10 @@ class _Series:
         self.normal_run = int(st["normal_run"])
         self.stale = bool(st["stale"])
         self.calib.set_state(st["calib"])
+        cs = st.get("context")
+        if cs is not None and self.cnov is not None and self.ctx_calib is not None:
+            self.cnov.set_state(cs["det"])
+            self.ctx_calib.set_state(cs["calib"])
         saved = st["detectors"]
         for d, _, name in self.dets:
             if name in saved:
@@ -254,6 +273,16 @@ class DetectionEngine:
                     fired += (name,)
         ser.raw = raw
         p = ser.calib.update(raw)
+        cn = ser.cnov
+        if cn is not None:
+            cs = cn.update(x, ts)
+            if cs is not None:
+                new = cs >= cn.threshold
+                pc = ser.ctx_calib.update(new)  # type: ignore[union-attr]
+                if new:
+                    fired += ("context",)
+                    if pc < p:  # noqa: PLR1730 -- hot path
+                        p = pc
         ser.p = p
         ser.fired = fired
         lim = ser.limits.check(x) if ser.limits is not None else OK

@@ -72,6 +72,23 @@ class FlatlineSettings(Section):
     warmup: int = Field(100, ge=5, description="Samples used to learn the normal longest run first.")
 
 
+class ContextSettings(Section):
+    enabled: bool = Field(False, description="Contextual novelty (after CAD OSE): a quantised level, or a "
+                          "sequence of levels, never seen before. Off by default: NAB standard 50 -> 59, but "
+                          "plain Gaussian noise raises about one alarm per 5,000 samples (new bands at its tails).")
+    levels: int = Field(8, ge=2, le=14, description="Value levels over the range learnt during warm-up.")
+    orders: int = Field(2, ge=1, le=6, description="Longest context, in samples, whose continuation is learnt.")
+    warmup: int = Field(150, ge=10, description="Samples that fix the value range before the detector scores.")
+    threshold: float = Field(0.75, gt=0, le=1, description="Fraction of contexts with a new continuation at "
+                             "which a sample counts as anomalous.")
+    support: int = Field(0, ge=0, description="With > 0, only a level seen at least this often can be novel "
+                         "(a usual level in an unusual place; new levels are left to the other detectors).")
+    short_window: int = Field(5, ge=1, le=100, description="Recent samples whose count of novel steps is "
+                              "compared with the learnt rate of novel steps (binomial tail).")
+    capacity: int = Field(8192, ge=64, le=1_000_000, description="Learnt transitions kept per signal; past it "
+                          "all counts are halved and the rarest forgotten (bounded memory).")
+
+
 class LimitsSettings(Section):
     enabled: bool = Field(True, description="Hard and soft limits from [assets.*.signals.*] (low/high, "
                           "soft_low/soft_high).")
@@ -126,6 +143,7 @@ class DetectSettings(Section):
     cusum: CusumSettings = Field(default_factory=CusumSettings)
     spike: SpikeSettings = Field(default_factory=SpikeSettings)
     flatline: FlatlineSettings = Field(default_factory=FlatlineSettings)
+    context: ContextSettings = Field(default_factory=ContextSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     stale: StaleSettings = Field(default_factory=StaleSettings)
     multivariate: MultivariateSettings = Field(default_factory=MultivariateSettings)

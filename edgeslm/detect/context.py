@@ -1,0 +1,185 @@
+"""Contextual novelty: has this short sequence of quantised levels been seen before?
+
+After the Contextual Anomaly Detector (CAD OSE, Smirnov 2016; second best on NAB): quantise each sample into
+a discrete state, learn which state follows which context, and score the fraction of the current step's
+contexts whose continuation was never seen. Re-stated compactly, causally and with bounded memory:
+
+- a symbol per sample: the value's level among `levels` bins of the range learnt during warm-up (no
+  look-ahead; up to one range width outside it values get levels of their own, beyond that they saturate);
+- contexts of orders 1..`orders` (the last k symbols); a symbol and a transition (context -> symbol) are
+  integer keys in one table of counts;
+- score = fraction of the orders whose transition is new (1 = never seen after any context); with
+  `support` > 0 only a symbol seen at least that often can be novel (a usual level in an unusual place);
+- memory is bounded: past `capacity` keys all counts are halved and the keys that reach 0 are dropped (rare
+  transitions are forgotten first); a stay of `warmup` samples more than one range width outside the range
+  widens the range and restarts the table (a deliberate re-baseline of what "a level" means).
+
+Measured (docs/detectors.md): on NAB it mostly acts as a "first visit to a new level band" detector; it is
+off by default because Gaussian noise keeps visiting new bands at its tails (about one alarm per 5,000
+samples through the engine).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edgeslm.detect.base import Detector
+
+_BITS = 6  # bits per symbol: levels -levels..2*levels-1 (3*levels <= 42 for levels <= 14)
+
+
+class ContextNovelty(Detector):
+    """Novel sequences of quantised levels; score in [0, 1] (fraction of contexts with a new continuation)."""
+
+    name = "context"
+
+    def __init__(self, levels: int = 8, orders: int = 2, warmup: int = 150, threshold: float = 0.75,
+                 capacity: int = 8192, support: int = 0) -> None:
+        if not 2 <= levels <= 14:
+            raise ValueError("levels must be within 2..14")
+        self.levels = levels
+        self.orders = orders
+        self.warmup = warmup
+        self.threshold = threshold
+        self.capacity = capacity
+        self.support = support
+        self._mask = (1 << (_BITS * orders)) - 1
+        self._n = 0
+        self._lo = 0.0
+        self._hi = 0.0
+        self._step = 0.0  # width of one level; 0 until the warm-up range is known
+        self._hist = 0  # the last `orders` symbols, newest in the low bits
+        self._filled = 0  # how many symbols _hist holds (after a restart it refills)
+        self._table: dict[int, int] = {}
+        self._out = 0  # consecutive samples far outside the range, and their extremes
+        self._out_lo = self._out_hi = 0.0
+        self._reset_out()
+
+    def _reset_out(self) -> None:
+        self._out = 0
+        self._out_lo = float("inf")
+        self._out_hi = float("-inf")
+
+    # -- quantiser ------------------------------------------------------------------------------------------
+    def _fit(self) -> None:
+        span = self._hi - self._lo
+        if span <= 0.0:
+            span = abs(self._lo) * 0.01 or 1.0
+        self._step = span / (self.levels - 1)
+
+    def _symbol(self, x: float) -> int:
+        """Level of x, saturated one range width outside the learnt range, offset to be >= 0."""
+        step = self._step
+        b = int((x - self._lo) // step)
+        lv = self.levels
+        if b < -lv:
+            b = -lv
+        elif b >= 2 * lv:
+            b = 2 * lv - 1
+        return b + lv
+
+    def _outside(self, x: float) -> bool:
+        return x < self._lo - (self._hi - self._lo) or x > self._hi + (self._hi - self._lo)
+
+    def _keys(self, sym: int) -> list[int]:
+        """The key of sym alone, then per order k the key of the transition (last k symbols -> sym)."""
+        h = self._hist
+        keys = [sym << 4]
+        for k in range(1, min(self.orders, self._filled) + 1):
+            ctx = h & ((1 << (_BITS * k)) - 1)
+            keys.append((((ctx << _BITS) | sym) << 4) | k)
+        return keys
+
+    def _novelty(self, keys: list[int]) -> float:
+        t = self._table
+        if self.support and t.get(keys[0], 0) < self.support:
+            return 0.0
+        new = 0
+        for i in range(1, len(keys)):
+            if keys[i] not in t:
+                new += 1
+        # Orders not filled yet (right after a restart) count as new: nothing is known about them.
+        return (new + self.orders - (len(keys) - 1)) / self.orders
+
+    # -- contract -------------------------------------------------------------------------------------------
+    def score_one(self, x: float, ts: float = 0.0) -> float | None:
+        if self._n < self.warmup or self._step == 0.0:
+            return None
+        return self._novelty(self._keys(self._symbol(x)))
+
+    def learn_one(self, x: float, ts: float = 0.0) -> None:
+        self._learn(x, None)
+
+    def update(self, x: float, ts: float = 0.0) -> float | None:
+        if self._n < self.warmup or self._step == 0.0:
+            self._learn(x, None)
+            return None
+        sym = self._symbol(x)
+        keys = self._keys(sym)
+        s = self._novelty(keys)
+        self._learn(x, (sym, keys))
+        return s
+
+    def _learn(self, x: float, pre: tuple[int, list[int]] | None) -> None:
+        n = self._n
+        self._n = n + 1
+        if self._step == 0.0:
+            if n == 0:
+                self._lo = self._hi = x
+            elif x < self._lo:
+                self._lo = x
+            elif x > self._hi:
+                self._hi = x
+            if self._n >= self.warmup:
+                self._fit()
+            return
+        if self._outside(x):
+            # A spike saturates; a stay far outside the range (warmup samples in a row) is a new regime:
+            # widen the range to it and learn sequences afresh.
+            self._out += 1
+            self._out_lo = min(self._out_lo, x)
+            self._out_hi = max(self._out_hi, x)
+            if self._out >= self.warmup:
+                self._lo = min(self._lo, self._out_lo)
+                self._hi = max(self._hi, self._out_hi)
+                self._fit()
+                self._table = {}
+                self._hist = 0
+                self._filled = 0
+                self._reset_out()
+                return
+        elif self._out:
+            self._reset_out()
+        if pre is None:
+            sym = self._symbol(x)
+            keys = self._keys(sym)
+        else:
+            sym, keys = pre
+        t = self._table
+        for key in keys:
+            t[key] = t.get(key, 0) + 1
+        if len(t) > self.capacity:
+            self._table = {k: c >> 1 for k, c in t.items() if c > 1}
+        self._hist = ((self._hist << _BITS) | sym) & self._mask
+        if self._filled < self.orders:
+            self._filled += 1
+
+    def get_state(self) -> dict[str, Any]:
+        return {"n": self._n, "lo": self._lo, "hi": self._hi, "step": self._step,
+                "hist": self._hist, "filled": self._filled,
+                "out": self._out, "out_lo": self._out_lo if self._out else None,
+                "out_hi": self._out_hi if self._out else None, "table": [[k, c] for k, c in self._table.items()]}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self._n = int(state["n"])
+        self._lo = float(state["lo"])
+        self._hi = float(state["hi"])
+        self._step = float(state["step"])
+        self._hist = int(state["hist"])
+        self._filled = int(state["filled"])
+        self._table = {int(k): int(c) for k, c in state["table"]}
+        self._reset_out()
+        if state["out"]:
+            self._out = int(state["out"])
+            self._out_lo = float(state["out_lo"])
+            self._out_hi = float(state["out_hi"])
