@@ -293,3 +293,26 @@ def test_historical_flag_is_appended_as_valid_json_even_if_the_caller_set_one() 
     for payload, props in Link.sent:
         assert json.loads(payload)["historical"] is True and props["historical"] == "true"
         assert payload.count(b'"historical"') == 1
+
+
+@pytest.mark.broker
+def test_stop_flushes_what_was_just_put(tmp_path: Path, broker: Any) -> None:
+    s = make_settings(tmp_path, broker.host, broker.port, client_id="fwd-flush")
+    prefix = f"flush-{time.monotonic_ns()}"
+    with Verifier(broker.host, broker.port, f"{prefix}/#", client_id=f"v-{prefix}") as ver:
+        from edgeslm.mqtt.client import MqttLink
+        o = Outbox(tmp_path / "o.db", s.outbox)
+        link = MqttLink(s)
+        fwd = Forwarder(o, link, s.outbox)
+        fwd.start()
+        link.start()
+        try:
+            assert link.wait_connected(10)
+            last = o.put(f"{prefix}/status", {"state": "stopping"}, MessageClass.STATUS, retain=True)
+            fwd.stop(3)  # at once: the daemon's shutdown order
+            assert o.stats()["delivered"] == 1
+            assert ver.wait_for({last}, timeout=5)
+        finally:
+            fwd.stop(3)
+            link.stop()
+            o.close()

@@ -86,6 +86,7 @@ class Forwarder:
         self._tokens = 1.0
         self._refill_at = time.monotonic()
         self._stalled = False
+        self._flush_until = 0.0
         self.counts: dict[str, int] = {"sent": 0, "acked": 0, "rejected": 0, "historical": 0, "resets": 0,
                                        "stalls": 0, "refused": 0}
         link.on_ack = self._on_ack
@@ -99,7 +100,9 @@ class Forwarder:
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop sending; wait (bounded) for outstanding PUBACKs so their rows are not sent again later."""
+        """Flush briefly (what the caller just put, e.g. the final status), wait (bounded) for outstanding
+        PUBACKs so their rows are not sent again later, then stop. Everything else stays queued on disk."""
+        self._flush_until = time.monotonic() + min(1.0, timeout / 3)
         self._stop.set()
         self._wake.set()
         self._thread.join(timeout)
@@ -137,6 +140,17 @@ class Forwarder:
                 timeout = 1.0
             if timeout > 0:
                 self._wake.wait(timeout)
+        while self._link.connected.is_set() and time.monotonic() < self._flush_until:
+            self._wake.clear()
+            try:
+                timeout = self._step()
+            except Exception:
+                log.exception("outbox_forwarder_error")
+                break
+            if not self._inflight and not self._buffer and not self._ob.pending(self._cursor, 1):
+                break
+            if timeout > 0:
+                self._wake.wait(min(timeout, 0.05))
         self._finish(deadline=time.monotonic() + 1.0)
         log.info("outbox_forwarder_stopped", **self.counts)
 

@@ -241,7 +241,7 @@ def test_kill_9_during_bursts_and_drain_loses_no_committed_record(tmp_path: Path
                                                                    seeds: range, request: pytest.FixtureRequest
                                                                    ) -> None:
     if len(seeds) > 20 and "slow" not in (request.config.getoption("markexpr") or ""):
-        pytest.skip("long variant (~3 min): run with -m slow, or bench/outbox.py --kill-seeds N")
+        pytest.skip("long variant (~4 min): run with -m slow, or bench/outbox.py --kill-seeds N")
     db = tmp_path / "outbox.db"
     committed: set[str] = set()
     with Verifier(own_broker.host, own_broker.port, "k9/#", client_id="verifier-k9") as ver:
