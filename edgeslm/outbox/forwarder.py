@@ -255,15 +255,15 @@ class Forwarder:
             except OutboxError:  # closed: the rows stay queued and are resent next start (at-least-once)
                 self._to_deliver = ns
         if self._rejections:
-            keep_r = []
+            keep_r: list[tuple[Future[RejectOutcome], _Sent, int]] = []
             now = time.monotonic()
-            for fut, sent, reason in self._rejections:
-                if not fut.done():
-                    keep_r.append((fut, sent, reason))
+            for rfut, sent, reason in self._rejections:
+                if not rfut.done():
+                    keep_r.append((rfut, sent, reason))
                     continue
                 n = sent.row.n
-                exc = fut.exception()
-                outcome = fut.result() if exc is None else RejectOutcome("retry", sent.row.attempts + 1)
+                exc = rfut.exception()
+                outcome = rfut.result() if exc is None else RejectOutcome("retry", sent.row.attempts + 1)
                 if outcome.state == "retry":
                     delay = min(self._s.retry_max_s, self._s.retry_base_s * 2 ** max(0, outcome.attempts - 1))
                     due = now + delay * random.uniform(0.8, 1.2)
