@@ -166,7 +166,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=None, help="also write the result JSON here")
     ap.add_argument("--alerts", type=int, default=6, help="alerts through the worker with prefix reuse")
     ap.add_argument("--threads", type=int, default=0, help="intra-op threads (0 = one per core)")
-    ap.add_argument("--bare-new", type=int, default=32, help="forced new tokens in the bare loop")
+    ap.add_argument("--bare-new", type=int, default=64, help="forced new tokens in the bare loop")
     a = ap.parse_args()
     if not (a.model / "genai_config.json").is_file():
         print(f"no model at {a.model}: build it with ../shared/tools/phi3-shaped-model/build.sh", file=sys.stderr)
@@ -176,7 +176,8 @@ def main() -> int:
 
     # ---- 1: tokens, bare loop vs ours on the same prompt (no reuse: same work)
     print(f"model {a.model}; {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f}", flush=True)
-    eng = LlmEngine(EngineConfig(model_dir=str(a.model), threads=a.threads, prefix_reuse=False))
+    eng = LlmEngine(EngineConfig(model_dir=str(a.model), threads=a.threads, prefix_reuse=False,
+                                 fast_forward=False))
     info = eng.load(warmup=False)
     print(f"load {info.load_s:.1f} s, {info.threads} threads", flush=True)
     counts = [len(eng.render(prompt_variants(ev, settings.assets.get(ev.asset), 4)[0])) for ev in mix]
@@ -186,18 +187,29 @@ def main() -> int:
     ids = eng.render(prompt)
     print(f"prompt tokens over {len(mix)} alerts: min {min(counts)} p50 {pct(counts, 50):.0f} "
           f"p90 {pct(counts, 90):.0f} max {max(counts)}; median prompt: {len(ids)} tokens", flush=True)
-    bare = bare_loop(eng, ids, a.bare_new)
-    print(f"bare loop: prefill {bare['prefill_s']:.2f} s ({bare['prefill_tok_s']:.1f} tok/s), "
-          f"TTFT {bare['ttft_s']:.2f} s, decode {bare['decode_tok_s']:.2f} tok/s", flush=True)
-    ours = eng.generate([prompt], deadline=time.monotonic() + 600)
-    print(f"ours (guided, no reuse): prefill {ours.prefill_s:.2f} s ({ours.prefill_tok_s:.1f} tok/s), TTFT "
-          f"{ours.ttft_s:.2f} s, {ours.output_tokens} tokens, decode {ours.decode_tok_s:.2f} tok/s, stop {ours.stop}",
-          flush=True)
-    bare2 = bare_loop(eng, ids, a.bare_new)  # again: the machine's load drifts, average the two
-    print(f"bare loop again: prefill {bare2['prefill_tok_s']:.1f} tok/s, decode {bare2['decode_tok_s']:.2f} tok/s",
-          flush=True)
-    bare_prefill = (bare["prefill_tok_s"] + bare2["prefill_tok_s"]) / 2
-    bare_decode = (bare["decode_tok_s"] + bare2["decode_tok_s"]) / 2
+    # Interleaved bare/ours/bare/ours: the machine's load drifts; each side is averaged over its two runs.
+    # Ours without fast-forward here, so both sides emit one token per model step (apples to apples).
+    bares, ourss = [], []
+    for rep in range(2):
+        b = bare_loop(eng, ids, a.bare_new)
+        bares.append(b)
+        print(f"bare loop #{rep + 1}: prefill {b['prefill_s']:.2f} s ({b['prefill_tok_s']:.1f} tok/s), "
+              f"TTFT {b['ttft_s']:.2f} s, {b['new_tokens']} tokens, decode {b['decode_tok_s']:.2f} tok/s", flush=True)
+        r = eng.generate([prompt], deadline=time.monotonic() + 600)
+        ourss.append(r)
+        print(f"ours #{rep + 1} (guided, no reuse, no fast-forward): prefill {r.prefill_s:.2f} s "
+              f"({r.prefill_tok_s:.1f} tok/s), TTFT {r.ttft_s:.2f} s, {r.output_tokens} tokens, "
+              f"decode {r.decode_tok_s:.2f} tok/s, stop {r.stop}", flush=True)
+    # CPU-time ratios: the work per token, which the neighbours' load does not change (much).
+    cpu_prefill_ratio = statistics.mean(b["prefill_cpu_s"] / len(ids) for b in bares) / statistics.mean(
+        r.prefill_cpu_s / (r.prompt_tokens - r.reused_tokens) for r in ourss)
+    cpu_decode_ratio = statistics.mean(b["decode_cpu_s"] / (b["new_tokens"] - 1) for b in bares) / statistics.mean(
+        r.decode_cpu_s / max(1, r.steps - 1) for r in ourss)
+    print(f"CPU time per token, bare/ours: prefill {cpu_prefill_ratio:.3f}, decode {cpu_decode_ratio:.3f}", flush=True)
+    bare_prefill = statistics.mean(b["prefill_tok_s"] for b in bares)
+    bare_decode = statistics.mean(b["decode_tok_s"] for b in bares)
+    ours_prefill = statistics.mean(r.prefill_tok_s for r in ourss)
+    ours_decode = statistics.mean(r.decode_tok_s for r in ourss)
     eng.close()
     del eng
     parent_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -225,15 +237,16 @@ def main() -> int:
         "ttft_s": round(statistics.median(ttft_noreuse), 2) if ttft_noreuse else None,
         "ttft_prefix_reuse_s": round(statistics.median(ttft_reuse), 2) if ttft_reuse else None,
         "decode_tok_s": round(statistics.median(dec), 2) if dec else None,
-        "decode_ratio": round(ours.decode_tok_s / bare_decode, 3) if bare_decode else None,
-        "prefill_ratio": round(ours.prefill_tok_s / bare_prefill, 3) if bare_prefill else None,
+        "decode_ratio": round(ours_decode / bare_decode, 3) if bare_decode else None,
+        "prefill_ratio": round(ours_prefill / bare_prefill, 3) if bare_prefill else None,
         "prompt_tokens_p50": int(pct(counts, 50)),
         "rss_mb": round(max(parent_rss, st["child_rss_mb"])),
         "prompt_tokens_p90": int(pct(counts, 90)), "prompt_tokens_max": max(counts),
         "output_tokens_p50": int(pct(outs, 50)) if outs else None,
         "sources": {s: sum(1 for d in done if d.source == s) for s in ("model", "rules")},
         "bare_prefill_tok_s": round(bare_prefill, 1), "bare_decode_tok_s": round(bare_decode, 2),
-        "ours_prefill_tok_s": round(ours.prefill_tok_s, 1), "ours_decode_tok_s": round(ours.decode_tok_s, 2),
+        "ours_prefill_tok_s": round(ours_prefill, 1), "ours_decode_tok_s": round(ours_decode, 2),
+        "cpu_prefill_ratio": round(cpu_prefill_ratio, 3), "cpu_decode_ratio": round(cpu_decode_ratio, 3),
         "detector_rate_ratio": round(st["gen_rate"] / idle_rate, 3) if st.get("gen_rate") else None,
         "alerts": len(done), "threads": info.threads, "load_avg": round(os.getloadavg()[0], 2),
     }

@@ -51,7 +51,7 @@ def test_injection_strings_are_neutralised(payload: str) -> None:
         assert not re.search(r"[\x00-\x08\x0b-\x1f\u200b\u202e]", text)
         for line in text.splitlines():
             # Every line is one we wrote: no payload can start its own line.
-            assert re.match(r'^(You advise|Asset |Known failure|Signals|Maintenance|Alert on|\d+\. |\()', line), line
+            assert re.match(r'^(You advise|Asset |Known failure|Signals|Maintenance|Alert:|\d+\. |\()', line), line
         # Every double-quoted literal is a closed quote on its line: payload quotes cannot break out.
         for line in text.splitlines():
             assert line.count('"') % 2 == 0, line

@@ -73,6 +73,9 @@ class GenResult:
     decode_s: float  # first → last new token
     total_s: float
     stop: str  # "eos", "max_new", "deadline", "max_length"
+    steps: int = 0  # generate_next_token calls (fewer than output_tokens with fast-forward)
+    prefill_cpu_s: float = 0.0  # process CPU time: steadier than wall time on a shared machine
+    decode_cpu_s: float = 0.0
     rss_mb: float = 0.0
     variant: int = 0  # index of the prompt variant used (0 = full prompt)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -242,14 +245,15 @@ class LlmEngine:
         budget = min(max_new, self._max_length - len(ids))
         if budget <= 0:
             raise LlmError(f"prompt of {len(ids)} tokens leaves no room to answer")
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.process_time()
         gen.append_tokens(ids[reuse:])
         self._cached = list(ids)
-        t2 = time.perf_counter()
+        t2, c2 = time.perf_counter(), time.process_time()
         stream = self.tok.create_stream()
         pieces: list[str] = []
-        n_out = 0
+        n_out = steps = 0
         t_first = t_last = t2
+        c_first = c_last = c2
         stop = "eos"
         while True:
             if gen.is_done():
@@ -262,14 +266,15 @@ class LlmEngine:
                 stop = "deadline"
                 break
             gen.generate_next_token()
+            steps += 1
             seq = gen.get_sequence(0)
             new = [int(t) for t in seq[len(ids) + n_out:]]  # several with fast-forward tokens
             for t in new:
                 pieces.append(stream.decode(t))
             if n_out == 0:
-                t_first = time.perf_counter()
+                t_first, c_first = time.perf_counter(), time.process_time()
             n_out += len(new)
-            t_last = time.perf_counter()
+            t_last, c_last = time.perf_counter(), time.process_time()
         seq = gen.get_sequence(0)
         self._cached = [int(t) for t in seq]
         if not self.cfg.prefix_reuse:
@@ -277,8 +282,8 @@ class LlmEngine:
         text = "".join(pieces).strip()
         return GenResult(text=text, prompt_tokens=len(ids), reused_tokens=reuse, output_tokens=n_out,
                          prefill_s=t2 - t1, ttft_s=(t_first - t0) if n_out else 0.0,
-                         decode_s=t_last - t_first, total_s=time.perf_counter() - t0, stop=stop,
-                         rss_mb=rss_mb(), variant=variant)
+                         decode_s=t_last - t_first, total_s=time.perf_counter() - t0, stop=stop, steps=steps,
+                         prefill_cpu_s=c2 - c1, decode_cpu_s=c_last - c_first, rss_mb=rss_mb(), variant=variant)
 
     def abort(self) -> None:
         """Cut the running generation short (safe from another thread: a flag read between tokens)."""
@@ -441,15 +446,16 @@ def bare_loop(engine: LlmEngine, ids: list[int], new_tokens: int) -> dict[str, f
     # min_length == max_length: EOS is suppressed, so exactly new_tokens come out (as bench.py does)
     p.set_search_options(max_length=total, min_length=total, do_sample=False)
     g = og.Generator(engine.model, p)
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), time.process_time()
     g.append_tokens(ids)
-    t2 = time.perf_counter()
+    t2, c2 = time.perf_counter(), time.process_time()
     g.generate_next_token()
-    t3 = time.perf_counter()
+    t3, c3 = time.perf_counter(), time.process_time()
     n = 1
     while not g.is_done():
         g.generate_next_token()
         n += 1
-    t4 = time.perf_counter()
+    t4, c4 = time.perf_counter(), time.process_time()
     return {"prefill_s": t2 - t1, "ttft_s": t3 - t1, "prefill_tok_s": len(ids) / (t2 - t1), "new_tokens": n,
-            "decode_tok_s": (n - 1) / (t4 - t3) if n > 1 else 0.0, "total_s": t4 - t1}
+            "decode_tok_s": (n - 1) / (t4 - t3) if n > 1 else 0.0, "total_s": t4 - t1,
+            "prefill_cpu_s": c2 - c1, "decode_cpu_s": c4 - c3}

@@ -172,6 +172,9 @@ class AdviceWorker:
             busy = self._busy_since
         out["busy_s"] = round(time.monotonic() - busy, 1) if busy is not None else None
         out["model_loaded"] = self.model_loaded
+        out["model_name"] = self.model_name
+        info = self._engine.info if self._engine is not None else None
+        out["model_rss_mb"] = round(info.rss_mb) if info is not None else None
         return out
 
     # ------------------------------------------------------------------ intake (detector thread)
