@@ -93,8 +93,12 @@ class AdviceWorker:
         self._thread.start()
 
     def _load(self) -> None:
-        from edgeslm.advice import llm  # imported here: rules-only installs never load the runtime
-
+        try:
+            from edgeslm.advice import llm  # imported here: rules-only set-ups never load the runtime
+        except ImportError as e:  # a broken onnxruntime-genai install must not stop the daemon
+            self._load_error = f"onnxruntime-genai unavailable: {e}"
+            log.error("advice_model_unavailable", error=self._load_error)
+            return
         cfg = llm.EngineConfig(
             model_dir=str(self._s.model_dir), provider=self._s.execution_provider, threads=self._s.threads,
             guided=self._s.guided_json, fast_forward=self._s.fast_forward, prefix_reuse=self._s.prefix_reuse,
