@@ -34,7 +34,7 @@ class ContextNovelty(Detector):
     name = "context"
 
     def __init__(self, levels: int = 8, orders: int = 2, warmup: int = 150, threshold: float = 0.75,
-                 capacity: int = 8192, support: int = 0) -> None:
+                 capacity: int = 8192, support: int = 0, noise: float = 2.0) -> None:
         if not 2 <= levels <= 14:
             raise ValueError("levels must be within 2..14")
         self.levels = levels
@@ -43,6 +43,7 @@ class ContextNovelty(Detector):
         self.threshold = threshold
         self.capacity = capacity
         self.support = support
+        self.noise = noise
         self._mask = (1 << (_BITS * orders)) - 1
         self._n = 0
         self._lo = 0.0
@@ -51,6 +52,8 @@ class ContextNovelty(Detector):
         self._hist = 0  # the last `orders` symbols, newest in the low bits
         self._filled = 0  # how many symbols _hist holds (after a restart it refills)
         self._table: dict[int, int] = {}
+        self._last = 0.0  # warm-up only: previous value and the |steps| so far
+        self._steps: list[float] = []
         self._out = 0  # consecutive samples far outside the range, and their extremes
         self._out_lo = self._out_hi = 0.0
         self._reset_out()
@@ -65,7 +68,14 @@ class ContextNovelty(Detector):
         span = self._hi - self._lo
         if span <= 0.0:
             span = abs(self._lo) * 0.01 or 1.0
-        self._step = span / (self.levels - 1)
+        step = span / (self.levels - 1)
+        # A level is at least `noise` x the sample-to-sample noise wide, otherwise plain noise keeps finding
+        # new levels at its tails. Noise sigma from the median |step| of the warm-up (robust to the signal's
+        # own jumps): median |N(0, 2 s^2)| = 0.6745 * sqrt(2) * s.
+        d = sorted(self._steps)
+        floor = self.noise * d[len(d) // 2] / (0.6745 * 2.0**0.5) if d else 0.0
+        self._steps = []
+        self._step = step if step > floor else floor
 
     def _symbol(self, x: float) -> int:
         """Level of x, saturated one range width outside the learnt range, offset to be >= 0."""
@@ -124,6 +134,9 @@ class ContextNovelty(Detector):
         n = self._n
         self._n = n + 1
         if self._step == 0.0:
+            if n:
+                self._steps.append(abs(x - self._last))
+            self._last = x
             if n == 0:
                 self._lo = self._hi = x
             elif x < self._lo:
@@ -167,6 +180,7 @@ class ContextNovelty(Detector):
     def get_state(self) -> dict[str, Any]:
         return {"n": self._n, "lo": self._lo, "hi": self._hi, "step": self._step,
                 "hist": self._hist, "filled": self._filled,
+                "last": self._last, "steps": list(self._steps),
                 "out": self._out, "out_lo": self._out_lo if self._out else None,
                 "out_hi": self._out_hi if self._out else None, "table": [[k, c] for k, c in self._table.items()]}
 
@@ -177,6 +191,8 @@ class ContextNovelty(Detector):
         self._step = float(state["step"])
         self._hist = int(state["hist"])
         self._filled = int(state["filled"])
+        self._last = float(state["last"])
+        self._steps = [float(v) for v in state["steps"]]
         self._table = {int(k): int(c) for k, c in state["table"]}
         self._reset_out()
         if state["out"]:

@@ -60,7 +60,7 @@ def build_context(cfg: DetectSettings) -> ContextNovelty | None:
     if not cfg.context.enabled:
         return None
     c = cfg.context
-    return ContextNovelty(c.levels, c.orders, c.warmup, c.threshold, c.capacity, c.support)
+    return ContextNovelty(c.levels, c.orders, c.warmup, c.threshold, c.capacity, c.support, c.noise)
 
 
 class _Multi:

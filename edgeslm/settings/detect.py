@@ -83,6 +83,8 @@ class ContextSettings(Section):
                              "which a sample counts as anomalous.")
     support: int = Field(0, ge=0, description="With > 0, only a level seen at least this often can be novel "
                          "(a usual level in an unusual place; new levels are left to the other detectors).")
+    noise: float = Field(2.0, ge=0, description="A level is at least this many times the sample-to-sample "
+                         "noise wide (robust: median |step| during warm-up), so that noise does not find new levels.")
     short_window: int = Field(5, ge=1, le=100, description="Recent samples whose count of novel steps is "
                               "compared with the learnt rate of novel steps (binomial tail).")
     capacity: int = Field(8192, ge=64, le=1_000_000, description="Learnt transitions kept per signal; past it "
