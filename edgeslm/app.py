@@ -25,7 +25,7 @@ from edgeslm.metrics import start_metrics_server
 from edgeslm.models import Advice, AdviceStatus, AlarmEvent, AlarmState
 from edgeslm.mqtt import topics
 from edgeslm.mqtt.client import MqttLink
-from edgeslm.outbox import Forwarder, MessageClass, Outbox
+from edgeslm.outbox import Forwarder, MessageClass, Outbox, OutboxError
 from edgeslm.pipeline import Pipeline
 from edgeslm.reload import changed_keys
 from edgeslm.sdnotify import Notifier
@@ -72,7 +72,10 @@ class App:
             probe.close()
         except OSError as e:
             raise StartupError(f"gateway.state_dir {state_dir} is not writable: {e.strerror or e}") from None
-        self.outbox = Outbox(s.outbox_path, s.outbox)
+        try:
+            self.outbox = Outbox(s.outbox_path, s.outbox)
+        except OutboxError as e:
+            raise StartupError(f"outbox {s.outbox_path}: {e}") from None
         self.engine = DetectionEngine(s.detect, s.alarm, s.assets)
         self._load_detector_state()
         self.pipeline = Pipeline(s, self.engine, self._on_alarm, self.counters)
