@@ -11,7 +11,8 @@ from edgeslm.settings import Settings
 # Top-level sections applied live by the detector thread and the advisor; everything else (the broker
 # connection, the gateway identity, the outbox file, the model itself) is only read at start-up.
 LIVE = ("detect", "alarm", "assets", "ingest", "subscriptions", "logging", "health")
-LIVE_ADVICE_KEYS = ("deadline_s", "max_new_tokens", "queue_size", "enabled", "guided_json")
+# The model and its generation set-up (tokens, guidance, threads) are fixed when it loads.
+LIVE_ADVICE_KEYS = ("deadline_s", "queue_size", "enabled", "max_signals")
 
 
 def _flatten(value: Any, prefix: str, out: dict[str, Any]) -> None:

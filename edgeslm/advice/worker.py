@@ -56,6 +56,14 @@ def prompt_variants(event: AlarmEvent, ctx: AssetContext | None, max_signals: in
             build_prompt(event, ctx, max_signals=1, notes_max=0)]
 
 
+def _known_names(assets: dict[str, AssetContext]) -> set[str]:
+    """Assets and signals named in the config: the model may only mention these (or the alert's own)."""
+    known = set(assets)
+    for ctx in assets.values():
+        known.update(ctx.signals)
+    return known
+
+
 class AdviceWorker:
     """Turns alerts into advice on its own thread; see the module docstring."""
 
@@ -73,10 +81,7 @@ class AdviceWorker:
         self._engine: Engine | None = None
         self._load_error: str | None = None
         self._busy_since: float | None = None
-        known = set(self._assets)
-        for ctx in self._assets.values():
-            known.update(ctx.signals)
-        self._check = EvidenceCheck(known)
+        self._check = EvidenceCheck(_known_names(self._assets))
         self._stats: dict[str, Any] = {
             "submitted": 0, "done": 0, "failed": 0, "skipped": 0, "dropped": 0, "superseded": 0,
             "model": 0, "rules": 0, "deadline_missed": 0, "rejected": 0,
@@ -122,6 +127,14 @@ class AdviceWorker:
                 log.exception("advice_model_close_failed")
             return
         self._engine = engine
+
+    def reconfigure(self, settings: Settings) -> None:
+        """SIGHUP: take the live-applicable advice keys and the asset context; the model stays as loaded."""
+        from edgeslm.reload import LIVE_ADVICE_KEYS
+        with self._lock:
+            self._s = self._s.model_copy(update={k: getattr(settings.advice, k) for k in LIVE_ADVICE_KEYS})
+            self._assets = dict(settings.assets)
+            self._check = EvidenceCheck(_known_names(self._assets))
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop taking work, cut a running generation short, join the thread; waiting alerts are skipped."""
