@@ -2,7 +2,8 @@
 
 Synthetic plant: 50 assets x 4 signals of noisy sine telemetry with occasional excursions, fed through
 DetectionEngine.process one Sample at a time (the daemon's hot path), after a warm-up pass that is not timed.
-Run from the repo root:  .venv/bin/python bench/detect_speed.py [--samples 400000] [--context]
+Run from the repo root:  .venv/bin/python bench/detect_speed.py [--samples 400000] [--no-context]
+[--context-orders K]
 """
 
 from __future__ import annotations
@@ -40,9 +41,10 @@ def make(n: int, assets: int = 50, signals: int = 4, seed: int = 7) -> list[Samp
 def main() -> int:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--samples", type=int, default=400_000, help="timed samples (default 400000)")
-    p.add_argument("--context", action="store_true", help="also enable the opt-in contextual novelty detector")
+    p.add_argument("--no-context", action="store_true", help="without the novelty detector (to see its cost)")
+    p.add_argument("--context-orders", type=int, default=0, help="novelty detector's orders (default 0)")
     args = p.parse_args()
-    detect = DetectSettings(context={"enabled": True}) if args.context else DetectSettings()
+    detect = DetectSettings(context={"enabled": not args.no_context, "orders": args.context_orders})
     engine = DetectionEngine(detect, AlarmSettings(), {})
     warm = make(100_000, seed=1)
     engine.process_many(warm)

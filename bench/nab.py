@@ -6,8 +6,8 @@ DetectSettings/AlarmSettings defaults the daemon ships with. Results are written
 edgeslm.detect.nabscore, a reimplementation of NAB's sweeper (thresholds swept per profile, normalised against
 the null detector). The anomaly_score is the engine's per-sample NAB score (see DetectionEngine.nab_score).
 
-Run from the repo root:  .venv/bin/python bench/nab.py [--data ../shared/data/nab] [--out bench/out/nab] [--context]
-(--context: the defaults plus the opt-in contextual novelty detector.)
+Run from the repo root:  .venv/bin/python bench/nab.py [--data ../shared/data/nab] [--out bench/out/nab]
+[--no-context | --context-orders K]  (variants of the novelty detector; without them: the shipped defaults)
 """
 
 from __future__ import annotations
@@ -48,11 +48,13 @@ def run_file(engine: DetectionEngine, path: Path, asset: str) -> tuple[list[str]
 
 def main() -> int:
     ap = parser(__doc__.splitlines()[0], data=SHARED_DATA / "nab", out=REPO / "bench" / "out" / "nab")
-    ap.add_argument("--context", action="store_true", help="also enable the opt-in contextual novelty detector")
+    ap.add_argument("--context-orders", type=int, default=0, help="novelty detector's orders (default 0 = the "
+                    "shipped default; 1-2 = the opt-in contextual mode)")
+    ap.add_argument("--no-context", action="store_true", help="without the novelty detector (the 'before')")
     args = ap.parse_args()
     data_dir: Path = args.data / "data"
     windows = json.loads((args.data / "labels" / "combined_windows.json").read_text())
-    detect = DetectSettings(context={"enabled": True}) if args.context else DetectSettings()
+    detect = DetectSettings(context={"enabled": not args.no_context, "orders": args.context_orders})
     engine = DetectionEngine(detect, AlarmSettings(), {})
     files = sorted(data_dir.glob("*/*.csv"))
     t0 = time.perf_counter()

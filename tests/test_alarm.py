@@ -138,9 +138,10 @@ def test_state_round_trips_mid_episode_and_continues_identically() -> None:
     assert [(e.alarm_id, e.state, e.ts) for e in ea] == [(e.alarm_id, e.state, e.ts) for e in eb]
 
 
-def test_state_round_trips_with_the_context_detector_on() -> None:
+@pytest.mark.parametrize("orders", [0, 2])
+def test_state_round_trips_with_the_context_detector(orders: int) -> None:
     samples = _excursion()
-    det = DetectSettings(context={"enabled": True})
+    det = DetectSettings(context={"orders": orders})
     a = _engine(detect=det)
     a.process_many(samples[:2020])
     b = _engine(detect=det)
@@ -153,16 +154,16 @@ def test_state_round_trips_with_the_context_detector_on() -> None:
     assert b.state() == a.state()
 
 
-def test_context_detector_raises_on_a_new_level_inside_a_periodic_signal() -> None:
+def test_contextual_orders_raise_on_a_new_level_inside_a_periodic_signal() -> None:
     # square wave 50/60; at 3000 it stops halfway (55): every detector of levels sees values in range
     samples = [Sample("pump", "temp", float(i), 50.0 + 10.0 * ((i // 20) % 2) + 0.05 * ((i * 7919) % 11 - 5))
                for i in range(3100)]
     for i in range(3000, 3010):
         samples[i] = Sample("pump", "temp", float(i), 55.0)
     off = _engine(detect=DetectSettings(zscore={"enabled": False}, spike={"enabled": False},
-                                        ewma={"enabled": False}))
+                                        ewma={"enabled": False}, context={"enabled": False}))
     on = _engine(detect=DetectSettings(zscore={"enabled": False}, spike={"enabled": False},
-                                       ewma={"enabled": False}, context={"enabled": True}))
+                                       ewma={"enabled": False}, context={"orders": 2}))
     assert [e for e in off.process_many(samples) if e.state is AlarmState.RAISED] == []
     raised = [e for e in on.process_many(samples) if e.state is AlarmState.RAISED]
     assert [e.ts for e in raised if e.ts >= 3000] and all("context" in e.detectors for e in raised)

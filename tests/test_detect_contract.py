@@ -62,6 +62,7 @@ DETECTORS: dict[str, tuple[Callable[[], Detector], str]] = {
     "flatline": (lambda: Flatline(min_run=20, warmup=100), "flat"),
     "limits": (lambda: Limits(low=0.0, high=30.0), "limits"),
     "context": (lambda: ContextNovelty(warmup=150), "pattern"),
+    "context_orders": (lambda: ContextNovelty(orders=2, warmup=150), "pattern"),
 }
 
 
@@ -162,3 +163,16 @@ def test_hotelling_contract_and_contributions() -> None:
     assert sum(a.tail(t) < 1e-4 for t in t2s) > 15  # rows with load near 0 look normal either way
     contrib = ra[0][1]  # type: ignore[index]
     assert contrib[2] < max(contrib[0], contrib[1])
+
+
+@pytest.mark.parametrize("orders", [0, 2])
+def test_context_update_equals_score_then_learn(orders: int) -> None:
+    # update() has an inlined hot path for orders=0: it must agree with the plain score_one + learn_one
+    xs, _ = _labelled("pattern", seed=5)
+    xs = [*xs, 90.0, *xs[:200], -50.0, *(200.0 for _ in range(200)), *xs[:300]]  # spike, new regime
+    a, b = ContextNovelty(orders=orders), ContextNovelty(orders=orders)
+    for i, x in enumerate(xs):
+        s = b.score_one(x, float(i))
+        b.learn_one(x, float(i))
+        assert a.update(x, float(i)) == s
+    assert a.get_state() == b.get_state()

@@ -1,4 +1,4 @@
-"""Contextual novelty: has this short sequence of quantised levels been seen before?
+"""Novel levels and contexts: has this quantised level, or this short sequence of levels, been seen before?
 
 After the Contextual Anomaly Detector (CAD OSE, Smirnov 2016; second best on NAB): quantise each sample into
 a discrete state, learn which state follows which context, and score the fraction of the current step's
@@ -6,17 +6,17 @@ contexts whose continuation was never seen. Re-stated compactly, causally and wi
 
 - a symbol per sample: the value's level among `levels` bins of the range learnt during warm-up (no
   look-ahead; up to one range width outside it values get levels of their own, beyond that they saturate);
-- contexts of orders 1..`orders` (the last k symbols); a symbol and a transition (context -> symbol) are
-  integer keys in one table of counts;
-- score = fraction of the orders whose transition is new (1 = never seen after any context); with
-  `support` > 0 only a symbol seen at least that often can be novel (a usual level in an unusual place);
+  a level is at least `noise` x the robust sample-to-sample noise wide;
+- `orders` = 0 (the default): score 1 when the level was never visited, else 0 ("new territory");
+- `orders` >= 1: contexts of orders 1..`orders` (the last k symbols); score = fraction of the orders whose
+  transition (context -> symbol) is new; with `support` > 0 only a symbol seen at least that often can be
+  novel (a usual level in an unusual place);
 - memory is bounded: past `capacity` keys all counts are halved and the keys that reach 0 are dropped (rare
   transitions are forgotten first); a stay of `warmup` samples more than one range width outside the range
   widens the range and restarts the table (a deliberate re-baseline of what "a level" means).
 
-Measured (docs/detectors.md): on NAB it mostly acts as a "first visit to a new level band" detector; it is
-off by default because Gaussian noise keeps visiting new bands at its tails (about one alarm per 5,000
-samples through the engine).
+Why order 0 by default (measured, docs/detectors.md): orders 1-2 add more on NAB but make Gaussian noise
+alarm (a rare tail level makes its entry and exit transitions novel together), order 0 does not.
 """
 
 from __future__ import annotations
@@ -29,11 +29,11 @@ _BITS = 6  # bits per symbol: levels -levels..2*levels-1 (3*levels <= 42 for lev
 
 
 class ContextNovelty(Detector):
-    """Novel sequences of quantised levels; score in [0, 1] (fraction of contexts with a new continuation)."""
+    """Never-seen levels (orders=0) or level sequences (orders>=1) of one signal; score in [0, 1]."""
 
     name = "context"
 
-    def __init__(self, levels: int = 8, orders: int = 2, warmup: int = 150, threshold: float = 0.75,
+    def __init__(self, levels: int = 8, orders: int = 0, warmup: int = 150, threshold: float = 0.75,
                  capacity: int = 8192, support: int = 0, noise: float = 2.0) -> None:
         if not 2 <= levels <= 14:
             raise ValueError("levels must be within 2..14")
@@ -102,6 +102,8 @@ class ContextNovelty(Detector):
 
     def _novelty(self, keys: list[int]) -> float:
         t = self._table
+        if not self.orders:
+            return 0.0 if keys[0] in t else 1.0
         if self.support and t.get(keys[0], 0) < self.support:
             return 0.0
         new = 0
@@ -121,9 +123,25 @@ class ContextNovelty(Detector):
         self._learn(x, None)
 
     def update(self, x: float, ts: float = 0.0) -> float | None:
-        if self._n < self.warmup or self._step == 0.0:
+        step = self._step
+        if self._n < self.warmup or step == 0.0:
             self._learn(x, None)
             return None
+        lo = self._lo
+        span = self._hi - lo
+        if not self.orders and lo - span <= x <= self._hi + span:
+            # Hot path of the default (levels only, inside the range): the same as _learn, inlined.
+            self._n += 1
+            if self._out:
+                self._reset_out()
+            key = (int((x - lo) // step) + self.levels) << 4
+            t = self._table
+            c = t.get(key)
+            if c is None:
+                t[key] = 1
+                return 1.0
+            t[key] = c + 1
+            return 0.0
         sym = self._symbol(x)
         keys = self._keys(sym)
         s = self._novelty(keys)

@@ -72,68 +72,55 @@ def nines(p: float) -> float:
 
 
 class EventRate:
-    """Calibration of a rare yes/no event (a novel context): binomial tail of the recent count of events.
+    """Calibration of a rare yes/no event (a never-seen level): binomial tail of the recent count of events.
 
     The event rate r is learnt over the last `long_window` samples (with a +1/+2 prior, so a quiet history
     still leaves room for surprise); the tail probability is P(X >= k) for X ~ Binomial(short_window, r),
-    k = events among the last `short_window` samples. A signal whose contexts are often new (noise) learns
-    a high rate and stops alarming on novelty; a repetitive one alarms on the first couple of novel steps.
+    k = events among the last `short_window` samples. A signal that often reaches new levels (noise, drift)
+    learns a high rate and stops alarming on them; a steady one alarms when a few come together. Events are
+    rare, so only their sample numbers are kept: a sample without a recent event costs one comparison.
     """
 
-    __slots__ = ("_k", "_li", "_long", "_lsum", "_n", "_short", "_si", "short_window", "warmup")
+    __slots__ = ("_ev", "_n", "long_window", "short_window", "warmup")
 
     def __init__(self, long_window: int = 2000, short_window: int = 5, warmup: int = 150) -> None:
-        self._long = bytearray(long_window)
-        self._li = 0
-        self._lsum = 0
-        self._short = bytearray(short_window)
-        self._si = 0
-        self._k = 0
+        self.long_window = long_window
         self.short_window = short_window
         self.warmup = warmup
         self._n = 0
+        self._ev: list[int] = []  # sample numbers of the events in the long window, ascending
 
     def update(self, event: bool) -> float:
         """Add one sample's event flag; return the tail probability of the recent count (0.5 in warm-up)."""
-        e = 1 if event else 0
-        sh = self._short
-        si = self._si
-        self._k += e - sh[si]
-        sh[si] = e
-        self._si = si + 1 if si + 1 < len(sh) else 0
         n = self._n
-        lg = self._long
-        p = 1.0
-        if n < self.warmup:
-            p = 0.5
-        elif self._k:
-            m = n if n < len(lg) else len(lg)
-            p = _binom_tail(self._k, self.short_window, (self._lsum + 1.0) / (m + 2.0))
-        li = self._li
-        if n >= len(lg):
-            self._lsum -= lg[li]
-        lg[li] = e
-        self._lsum += e
-        self._li = li + 1 if li + 1 < len(lg) else 0
         self._n = n + 1
+        ev = self._ev
+        if event:
+            ev.append(n)
+        elif not ev or ev[-1] <= n - self.short_window:
+            return 0.5 if n < self.warmup else 1.0
+        lo = n - self.long_window
+        while ev[0] < lo:
+            ev.pop(0)
+        if n < self.warmup:
+            return 0.5
+        first = n - self.short_window
+        k = 0
+        for j in reversed(ev):
+            if j <= first:
+                break
+            k += 1
+        before = len(ev) - (1 if event else 0)  # events in the long window before this sample
+        m = n if n < self.long_window else self.long_window
+        p = _binom_tail(k, self.short_window, (before + 1.0) / (m + 2.0))
         return p if p > MIN_TAIL else MIN_TAIL
 
     def get_state(self) -> dict[str, Any]:
-        return {"n": self._n, "long": self._long.hex(), "li": self._li, "short": self._short.hex(),
-                "si": self._si}
+        return {"n": self._n, "events": list(self._ev)}
 
     def set_state(self, state: dict[str, Any]) -> None:
-        long_ = bytes.fromhex(state["long"])
-        short = bytes.fromhex(state["short"])
-        if len(long_) != len(self._long) or len(short) != len(self._short):
-            return  # windows changed by a reconfigure: relearn the rate
         self._n = int(state["n"])
-        self._long = bytearray(long_)
-        self._li = int(state["li"])
-        self._lsum = sum(self._long)
-        self._short = bytearray(short)
-        self._si = int(state["si"])
-        self._k = sum(self._short)
+        self._ev = [int(v) for v in state["events"]]
 
 
 def _binom_tail(k: int, n: int, r: float) -> float:

@@ -73,11 +73,13 @@ class FlatlineSettings(Section):
 
 
 class ContextSettings(Section):
-    enabled: bool = Field(False, description="Contextual novelty (after CAD OSE): a quantised level, or a "
-                          "sequence of levels, never seen before. Off by default: NAB standard 50 -> 59, but "
-                          "plain Gaussian noise raises about one alarm per 5,000 samples (new bands at its tails).")
+    enabled: bool = Field(True, description="Novelty (after CAD OSE): a quantised level (orders=0), or a "
+                          "sequence of levels (orders>=1), never seen before; calibrated on its own channel by "
+                          "the learnt rate of such events.")
     levels: int = Field(8, ge=2, le=14, description="Value levels over the range learnt during warm-up.")
-    orders: int = Field(2, ge=1, le=6, description="Longest context, in samples, whose continuation is learnt.")
+    orders: int = Field(0, ge=0, le=6, description="0: new levels only. k >= 1: also contexts of up to k "
+                        "samples whose continuation is learnt (NAB +4 more, but Gaussian noise then alarms about "
+                        "once per 20,000 samples).")
     warmup: int = Field(150, ge=10, description="Samples that fix the value range before the detector scores.")
     threshold: float = Field(0.75, gt=0, le=1, description="Fraction of contexts with a new continuation at "
                              "which a sample counts as anomalous.")
