@@ -5,7 +5,9 @@
 Phases (one model in memory at a time):
  1. in this process: prompt-token distribution of a realistic alert mix (real tokenizer); the bare loop
     of ../shared/tools/phi3-shaped-model/bench.py on the median prompt; our engine on the same prompt
-    without prefix reuse (same work) → prefill_ratio and decode_ratio (ours / bare);
+    without prefix reuse (same work), guided with and without fast-forward and unguided → prefill_ratio,
+    decode_ratio (production set-up: answer tokens/s) and decode_step_ratio (per model step), ours / bare;
+    wall-clock and CPU-time (steadier on a shared machine);
  2. the real AdviceWorker (child process, prefix reuse), alerts fed one after another → alert → advice
     latency p50/p95, time to first token, tokens; meanwhile a Python counting thread stands in for the
     detector and its rate is compared with its rate at idle (GIL check);
@@ -37,6 +39,10 @@ from edgeslm.models import Advice, AdviceStatus, AlarmEvent, AlarmState, Severit
 from edgeslm.settings import Settings  # noqa: E402
 
 DEFAULT_MODEL = Path("~/.cache/edgeslm/phi3-mini-shaped-int4").expanduser()
+# Reference speeds of this model on a quiet 2-core gateway (../shared/tools/phi3-shaped-model/README.md):
+# used only for the clearly labelled estimate est_p50_s_ref, from the measured token and step counts.
+REF_PREFILL_TOK_S = 26.9
+REF_DECODE_STEP_S = 1 / 6.6
 
 ASSETS: dict[str, dict[str, Any]] = {
     "pump-7": {"machine_type": "centrifugal pump, 15 kW", "failure_modes": ["bearing wear", "cavitation"],
@@ -151,6 +157,7 @@ def run_worker(model: Path, threads: int, events: list[AlarmEvent], prefix_reuse
         x = a.extra
         print(f"  {ev.alarm_id} {ev.asset:13s} {ev.severity.value:8s} {a.source:5s} {a.latency_ms / 1000:6.1f} s  "
               f"prompt {x.get('prompt_tokens')} (reused {x.get('reused_tokens')}) out {x.get('output_tokens')} "
+              f"in {x.get('steps')} steps "
               f"ttft {x.get('ttft_ms', 0) / 1000:.1f} s {x.get('stop', '')} {a.reason or ''}", flush=True)
     stats = w.stats()
     child_rss = max((a.extra.get("rss_mb", 0.0) for a in done), default=0.0)
@@ -176,8 +183,7 @@ def main() -> int:
 
     # ---- 1: tokens, bare loop vs ours on the same prompt (no reuse: same work)
     print(f"model {a.model}; {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f}", flush=True)
-    eng = LlmEngine(EngineConfig(model_dir=str(a.model), threads=a.threads, prefix_reuse=False,
-                                 fast_forward=False))
+    eng = LlmEngine(EngineConfig(model_dir=str(a.model), threads=a.threads, prefix_reuse=False))
     info = eng.load(warmup=False)
     print(f"load {info.load_s:.1f} s, {info.threads} threads", flush=True)
     counts = [len(eng.render(prompt_variants(ev, settings.assets.get(ev.asset), 4)[0])) for ev in mix]
@@ -187,29 +193,46 @@ def main() -> int:
     ids = eng.render(prompt)
     print(f"prompt tokens over {len(mix)} alerts: min {min(counts)} p50 {pct(counts, 50):.0f} "
           f"p90 {pct(counts, 90):.0f} max {max(counts)}; median prompt: {len(ids)} tokens", flush=True)
-    # Interleaved bare/ours/bare/ours: the machine's load drifts; each side is averaged over its two runs.
-    # Ours without fast-forward here, so both sides emit one token per model step (apples to apples).
-    bares, ourss = [], []
+    # Interleaved bare / ours, twice: the machine's load drifts; each variant is averaged over its two runs.
+    # "step": ours guided without fast-forward, one token per model step like the bare loop (apples to apples);
+    # "prod": the production set-up (guided + fast-forward): tokens of the answer per second;
+    # "unguided": our loop without guidance, to separate the loop's cost from the guidance's.
+    variants = {"step": EngineConfig(model_dir=str(a.model), threads=a.threads, prefix_reuse=False,
+                                     fast_forward=False),
+                "prod": EngineConfig(model_dir=str(a.model), threads=a.threads, prefix_reuse=False,
+                                     fast_forward=True),
+                "unguided": EngineConfig(model_dir=str(a.model), threads=a.threads, prefix_reuse=False,
+                                         guided=False, max_new_tokens=a.bare_new)}
+    bares: list[dict[str, float]] = []
+    runs: dict[str, list[Any]] = {k: [] for k in variants}
     for rep in range(2):
         b = bare_loop(eng, ids, a.bare_new)
         bares.append(b)
         print(f"bare loop #{rep + 1}: prefill {b['prefill_s']:.2f} s ({b['prefill_tok_s']:.1f} tok/s), "
               f"TTFT {b['ttft_s']:.2f} s, {b['new_tokens']} tokens, decode {b['decode_tok_s']:.2f} tok/s", flush=True)
-        r = eng.generate([prompt], deadline=time.monotonic() + 600)
-        ourss.append(r)
-        print(f"ours #{rep + 1} (guided, no reuse, no fast-forward): prefill {r.prefill_s:.2f} s "
-              f"({r.prefill_tok_s:.1f} tok/s), TTFT {r.ttft_s:.2f} s, {r.output_tokens} tokens, "
-              f"decode {r.decode_tok_s:.2f} tok/s, stop {r.stop}", flush=True)
-    # CPU-time ratios: the work per token, which the neighbours' load does not change (much).
-    cpu_prefill_ratio = statistics.mean(b["prefill_cpu_s"] / len(ids) for b in bares) / statistics.mean(
-        r.prefill_cpu_s / (r.prompt_tokens - r.reused_tokens) for r in ourss)
-    cpu_decode_ratio = statistics.mean(b["decode_cpu_s"] / (b["new_tokens"] - 1) for b in bares) / statistics.mean(
-        r.decode_cpu_s / max(1, r.steps - 1) for r in ourss)
-    print(f"CPU time per token, bare/ours: prefill {cpu_prefill_ratio:.3f}, decode {cpu_decode_ratio:.3f}", flush=True)
+        for name, cfg in variants.items():
+            eng.cfg = cfg
+            r = eng.generate([prompt], deadline=time.monotonic() + 600)
+            runs[name].append(r)
+            print(f"ours {name} #{rep + 1}: prefill {r.prefill_s:.2f} s ({r.prefill_tok_s:.1f} tok/s), TTFT "
+                  f"{r.ttft_s:.2f} s, {r.output_tokens} tokens in {r.steps} steps, decode {r.decode_tok_s:.2f} tok/s, "
+                  f"stop {r.stop}", flush=True)
+
+    def cpu_per_token(rs: list[Any]) -> tuple[float, float]:
+        return (statistics.mean(r.prefill_cpu_s / (r.prompt_tokens - r.reused_tokens) for r in rs),
+                statistics.mean(r.decode_cpu_s / max(1, r.steps - 1) for r in rs))
+
+    bare_cpu = (statistics.mean(b["prefill_cpu_s"] / len(ids) for b in bares),
+                statistics.mean(b["decode_cpu_s"] / (b["new_tokens"] - 1) for b in bares))
+    # CPU time per token/step, bare ÷ ours: the work done, which the neighbours' load changes little.
+    cpu_ratios = {k: (bare_cpu[0] / cpu_per_token(v)[0], bare_cpu[1] / cpu_per_token(v)[1]) for k, v in runs.items()}
+    for k, (pr, dr) in cpu_ratios.items():
+        print(f"CPU time per token/step, bare/ours {k}: prefill {pr:.3f}, decode {dr:.3f}", flush=True)
     bare_prefill = statistics.mean(b["prefill_tok_s"] for b in bares)
     bare_decode = statistics.mean(b["decode_tok_s"] for b in bares)
-    ours_prefill = statistics.mean(r.prefill_tok_s for r in ourss)
-    ours_decode = statistics.mean(r.decode_tok_s for r in ourss)
+    ours_prefill = statistics.mean(r.prefill_tok_s for r in runs["step"] + runs["prod"])
+    ours_decode = statistics.mean(r.decode_tok_s for r in runs["prod"])
+    ours_step_decode = statistics.mean(r.decode_tok_s for r in runs["step"])
     eng.close()
     del eng
     parent_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -226,6 +249,9 @@ def main() -> int:
     ttft_reuse = [d.extra["ttft_ms"] / 1000 for d in done if "ttft_ms" in d.extra]
     dec = [d.extra.get("decode_tok_s", 0.0) for d in done if d.extra.get("decode_tok_s")]
     outs = [d.extra.get("output_tokens", 0) for d in done]
+    ests = [(d.extra["prompt_tokens"] - d.extra["reused_tokens"]) / REF_PREFILL_TOK_S
+            + d.extra.get("steps", d.extra["output_tokens"]) * REF_DECODE_STEP_S
+            for d in done if "prompt_tokens" in d.extra]
 
     # ---- 3: without prefix reuse (2 alerts)
     print("worker, no prefix reuse, 2 alerts:", flush=True)
@@ -238,15 +264,19 @@ def main() -> int:
         "ttft_prefix_reuse_s": round(statistics.median(ttft_reuse), 2) if ttft_reuse else None,
         "decode_tok_s": round(statistics.median(dec), 2) if dec else None,
         "decode_ratio": round(ours_decode / bare_decode, 3) if bare_decode else None,
+        "decode_step_ratio": round(ours_step_decode / bare_decode, 3) if bare_decode else None,
         "prefill_ratio": round(ours_prefill / bare_prefill, 3) if bare_prefill else None,
         "prompt_tokens_p50": int(pct(counts, 50)),
         "rss_mb": round(max(parent_rss, st["child_rss_mb"])),
         "prompt_tokens_p90": int(pct(counts, 90)), "prompt_tokens_max": max(counts),
         "output_tokens_p50": int(pct(outs, 50)) if outs else None,
+        "steps_p50": int(pct([d.extra.get("steps", 0) for d in done], 50)),
+        "est_p50_s_ref": round(pct(ests, 50), 1) if ests else None,
         "sources": {s: sum(1 for d in done if d.source == s) for s in ("model", "rules")},
         "bare_prefill_tok_s": round(bare_prefill, 1), "bare_decode_tok_s": round(bare_decode, 2),
         "ours_prefill_tok_s": round(ours_prefill, 1), "ours_decode_tok_s": round(ours_decode, 2),
-        "cpu_prefill_ratio": round(cpu_prefill_ratio, 3), "cpu_decode_ratio": round(cpu_decode_ratio, 3),
+        "cpu_prefill_ratio": round(cpu_ratios["step"][0], 3), "cpu_decode_step_ratio": round(cpu_ratios["step"][1], 3),
+        "cpu_decode_step_ratio_unguided": round(cpu_ratios["unguided"][1], 3),
         "detector_rate_ratio": round(st["gen_rate"] / idle_rate, 3) if st.get("gen_rate") else None,
         "alerts": len(done), "threads": info.threads, "load_avg": round(os.getloadavg()[0], 2),
     }

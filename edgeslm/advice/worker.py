@@ -314,7 +314,7 @@ class AdviceWorker:
             return None, f"model failed: {e}", {}
         extra = {"prompt_tokens": r.prompt_tokens, "reused_tokens": r.reused_tokens,
                  "output_tokens": r.output_tokens, "ttft_ms": int(r.ttft_s * 1000), "stop": r.stop,
-                 "decode_tok_s": round(r.decode_tok_s, 2), "rss_mb": round(r.rss_mb)}
+                 "steps": r.steps, "decode_tok_s": round(r.decode_tok_s, 2), "rss_mb": round(r.rss_mb)}
         with self._lock:
             self._stats["last_prompt_tokens"] = r.prompt_tokens
             self._stats["last_output_tokens"] = r.output_tokens
