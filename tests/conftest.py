@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import structlog
 
 from edgeslm.mqtt.localbroker import BrokerUnavailable, LocalBroker
 from tests.brokers import private_broker
@@ -72,3 +73,11 @@ def fixture_model() -> Path:
     if not (FIXTURE_MODEL / "genai_config.json").is_file():
         pytest.fail(f"fixture model missing at {FIXTURE_MODEL}; rebuild with tools/build_test_model/build.sh")
     return FIXTURE_MODEL
+
+
+@pytest.fixture(autouse=True)
+def _fresh_logging() -> Iterator[None]:
+    """The demo and the CLI configure structlog globally (e.g. warnings only); each test starts clean."""
+    structlog.reset_defaults()
+    yield
+    structlog.reset_defaults()
