@@ -17,6 +17,7 @@ from edgeslm.detect.context import ContextNovelty
 from edgeslm.detect.cusum import Cusum
 from edgeslm.detect.ewma import Ewma
 from edgeslm.detect.flatline import Flatline
+from edgeslm.detect.likelihood import EventRate
 from edgeslm.detect.limits import Limits
 from edgeslm.detect.multivariate import Hotelling
 from edgeslm.detect.robust_zscore import RobustZScore
@@ -176,3 +177,17 @@ def test_context_update_equals_score_then_learn(orders: int) -> None:
         b.learn_one(x, float(i))
         assert a.update(x, float(i)) == s
     assert a.get_state() == b.get_state()
+
+
+def test_event_rate_is_surprised_by_a_burst_after_quiet_not_by_frequent_events() -> None:
+    quiet, busy = EventRate(2000, 5, 150), EventRate(2000, 5, 150)
+    for i in range(3000):
+        quiet.update(False)
+        busy.update(i % 50 == 0)
+    b = EventRate(2000, 5, 150)
+    b.set_state(json.loads(json.dumps(quiet.get_state(), allow_nan=False)))
+    pa = [quiet.update(e) for e in (True, True, False)]
+    pb = [b.update(e) for e in (True, True, False)]
+    assert pa == pb
+    assert pa[0] > 1e-3 > pa[1]  # one novel step is not enough; two within the short window are
+    assert busy.update(True) > 0.01 and busy.update(True) > 1e-3
