@@ -8,6 +8,7 @@ the variance), and recomputed exactly from the buffer once per window so roundin
 from __future__ import annotations
 
 import math
+from array import array
 from bisect import bisect_left, insort
 from typing import Any
 
@@ -19,7 +20,9 @@ class RollingMoments:
 
     def __init__(self, window: int) -> None:
         self.window = window
-        self._buf: list[float] = []
+        # array('d') holds 8 bytes a value; a list of floats ~32 (pointer + float object). Thousands of
+        # series x windows of hundreds: this decides whether the daemon fits the gateway's memory.
+        self._buf = array("d")
         self._i = 0  # next slot to overwrite once the buffer is full
         self.n = 0
         self._k = 0.0  # shift
@@ -54,7 +57,7 @@ class RollingMoments:
             return
         mean = self._k + math.fsum(self._buf) / self.n
         shift = mean - self._k
-        self._buf = [d - shift for d in self._buf]
+        self._buf = array("d", [d - shift for d in self._buf])
         self._k = mean
         self._s = math.fsum(self._buf)
         self._ss = math.fsum(d * d for d in self._buf)
@@ -87,7 +90,7 @@ class RollingMoments:
 
     def set_state(self, state: dict[str, Any]) -> None:
         if state.get("window") == self.window and "buf" in state:
-            self._buf = [float(v) for v in state["buf"]]
+            self._buf = array("d", [float(v) for v in state["buf"]])
             self.n = len(self._buf)
             self._i = int(state["i"])
             self._k, self._s, self._ss = float(state["k"]), float(state["s"]), float(state["ss"])
@@ -106,8 +109,8 @@ class RollingMedian:
 
     def __init__(self, window: int) -> None:
         self.window = window
-        self._ring: list[float] = []
-        self._sorted: list[float] = []
+        self._ring = array("d")  # compact, as in RollingMoments
+        self._sorted = array("d")
         self._i = 0
 
     @property
@@ -157,11 +160,11 @@ class RollingMedian:
 
     def values(self) -> list[float]:
         r = self._ring
-        return r[self._i:] + r[: self._i] if len(r) == self.window else list(r)
+        return (r[self._i:] + r[: self._i]).tolist() if len(r) == self.window else r.tolist()
 
     def clear(self) -> None:
-        self._ring = []
-        self._sorted = []
+        self._ring = array("d")
+        self._sorted = array("d")
         self._i = 0
 
     def get_state(self) -> dict[str, Any]:
