@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from edgeslm.alerts import iso
 from edgeslm.models import Advice, AlarmEvent
 
 URGENCIES = ("low", "medium", "high", "critical")
@@ -117,7 +118,7 @@ def advice_payload(advice: Advice, ts: float | None = None) -> dict[str, Any]:
     """The JSON object published on …/advice (UTF-8, allow_nan=False safe)."""
     out: dict[str, Any] = {
         "alert_id": advice.alert_id,
-        "ts": round(time.time() if ts is None else ts, 3),
+        "ts": iso(time.time() if ts is None else ts),  # ISO 8601 UTC, as on alerts
         "asset": advice.asset,
         "source": advice.source,
         "model": advice.model,
