@@ -18,6 +18,7 @@ The last line of output is one JSON object.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import random
@@ -101,28 +102,26 @@ def pct(xs: list[float], q: float) -> float:
 
 
 class Counter:
-    """A pure-Python loop standing in for the detector thread: its rate drops if someone holds the GIL."""
+    """A pure-Python loop standing in for the detector thread: its rate drops if someone holds the GIL.
+    It runs only while measuring: left spinning it would take a core from the model."""
 
-    def __init__(self) -> None:
-        self.n = 0
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._run, name="fake-detector", daemon=True)
+    @staticmethod
+    def rate(seconds: float) -> float:
+        n = 0
+        stop = threading.Event()
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.n += 1
+        def spin() -> None:
+            nonlocal n
+            while not stop.is_set():
+                n += 1
 
-    def rate(self, seconds: float) -> float:
-        n0, t0 = self.n, time.perf_counter()
+        t = threading.Thread(target=spin, name="fake-detector", daemon=True)
+        t0 = time.perf_counter()
+        t.start()
         time.sleep(seconds)
-        return (self.n - n0) / (time.perf_counter() - t0)
-
-    def start(self) -> None:
-        self._t.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._t.join()
+        stop.set()
+        t.join()
+        return n / (time.perf_counter() - t0)
 
 
 def run_worker(model: Path, threads: int, events: list[AlarmEvent], prefix_reuse: bool,
@@ -146,11 +145,17 @@ def run_worker(model: Path, threads: int, events: list[AlarmEvent], prefix_reuse
     w.start()
     print(f"  worker start (load + warm-up + prefix): {time.perf_counter() - t0:.1f} s; {w.describe()}", flush=True)
     rates: list[float] = []
+    if counter is not None:
+        # A probe alert, not counted: the detector stand-in's rate while the child generates it.
+        probe = dataclasses.replace(events[0], alarm_id="probe", asset="probe-asset")
+        w.submit(probe)
+        time.sleep(1.0)
+        rates.append(counter.rate(3.0))
+        with cv:
+            cv.wait_for(lambda: len(done) > 0, 600)
+        done.clear()
     for i, ev in enumerate(events):
         w.submit(ev)
-        if counter is not None and i == 0:
-            time.sleep(0.5)
-            rates.append(counter.rate(3.0))  # while the child generates
         with cv:
             cv.wait_for(lambda n=i: len(done) > n, 600)
         a = done[i]
@@ -239,12 +244,10 @@ def main() -> int:
 
     # ---- 2: the worker with prefix reuse; a fake detector thread measures GIL pressure
     counter = Counter()
-    counter.start()
     idle_rate = counter.rate(3.0)
     events = alert_mix(a.alerts, seed=11)
     print(f"worker, prefix reuse, {len(events)} alerts one after another:", flush=True)
     done, st = run_worker(a.model, a.threads, events, True, counter)
-    counter.stop()
     lat = [d.latency_ms / 1000 for d in done]
     ttft_reuse = [d.extra["ttft_ms"] / 1000 for d in done if "ttft_ms" in d.extra]
     dec = [d.extra.get("decode_tok_s", 0.0) for d in done if d.extra.get("decode_tok_s")]
