@@ -28,10 +28,7 @@ class Cusum(Detector):
         m = self._m
         if m.n < self.warmup:
             return None
-        mean = m.mean
-        std = m.std
-        floor = 1e-9 * (abs(mean) + 1.0)
-        z = (x - mean) / (std if std > floor else floor)
+        z = (x - m.mean) / m.scale
         hi = self._hi + z - self.drift
         lo = self._lo - z - self.drift
         return (hi if hi > 0.0 else 0.0), (lo if lo > 0.0 else 0.0)

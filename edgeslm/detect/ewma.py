@@ -45,10 +45,7 @@ class Ewma(Detector):
         m = self._m
         if m.n < self.warmup:
             return None
-        mean = m.mean
-        std = m.std
-        floor = 1e-9 * (abs(mean) + 1.0)
-        z = abs(self._stat(x) - mean) / ((std if std > floor else floor) * self._k)
+        z = abs(self._stat(x) - m.mean) / (m.scale * self._k)
         return z if z < SCORE_CAP else SCORE_CAP
 
     def learn_one(self, x: float, ts: float = 0.0) -> None:

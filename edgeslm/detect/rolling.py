@@ -74,6 +74,14 @@ class RollingMoments:
         var = (self._ss - self._s * self._s / n) / (n - 1)
         return math.sqrt(var) if var > 0.0 else 0.0
 
+    @property
+    def scale(self) -> float:
+        """The standard deviation, floored: a constant baseline has no spread, and any change is then as
+        surprising as it gets, but still finite."""
+        std = self.std
+        floor = 1e-9 * (abs(self.mean) + 1.0)
+        return std if std > floor else floor
+
     def values(self) -> list[float]:
         """Oldest first."""
         k = self._k

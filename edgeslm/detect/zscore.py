@@ -24,11 +24,7 @@ class ZScore(Detector):
         m = self._m
         if m.n < self.warmup:
             return None
-        mean = m.mean
-        std = m.std
-        # A constant baseline has no spread: any change is then as surprising as it gets, but finite.
-        floor = 1e-9 * (abs(mean) + 1.0)
-        z = abs(x - mean) / (std if std > floor else floor)
+        z = abs(x - m.mean) / m.scale
         return z if z < SCORE_CAP else SCORE_CAP
 
     def learn_one(self, x: float, ts: float = 0.0) -> None:
