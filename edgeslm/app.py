@@ -9,6 +9,7 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,8 @@ class App:
         self._lock = threading.Lock()
         self.notifier = Notifier()
         self.outbox: Outbox | None = None
-        self.link: MqttLink | None = None
+        self.link: MqttLink | None = None  # telemetry in (persistent session, subscriptions)
+        self.out_link: MqttLink | None = None  # everything we publish, birth and will
         self.forwarder: Forwarder | None = None
         self.advisor: AdviceWorker | None = None
         self.pipeline: Pipeline | None = None
@@ -80,12 +82,14 @@ class App:
         self._load_detector_state()
         self.pipeline = Pipeline(s, self.engine, self._on_alarm, self.counters)
         self.pipeline.state_saver = self._save_detector_state
-        self.link = MqttLink(s, on_message=self.pipeline.offer)
-        link = self.link
+        # Two sessions: a telemetry flood queued by the broker for us must not delay our PUBACKs and status.
+        self.link = MqttLink(s, on_message=self.pipeline.offer, role="in")
+        self.out_link = MqttLink(s, client_id=f"{s.client_id}-out", role="out")
+        link = self.out_link
         # Decoder commands (Sparkplug rebirth requests) go out directly: a stale one is useless after an outage.
         self.pipeline.command_sink = lambda topic, payload: link.publish(
             topic, payload, qos=0, content_type="application/x-protobuf", binary=True)
-        self.forwarder = Forwarder(self.outbox, self.link, s.outbox)
+        self.forwarder = Forwarder(self.outbox, self.out_link, s.outbox)
         self.advisor = AdviceWorker(s, publish=self._on_advice, on_status=self._on_advice_status)
         if s.sparkplug_out.enabled:
             self.sparkplug = SparkplugPublisher(s.sparkplug_out, s.mqtt, s.mqtt_password())
@@ -97,6 +101,7 @@ class App:
                 raise StartupError(f"metrics endpoint on {s.health.metrics_bind}:{s.health.metrics_port}: {e}") \
                     from None
         self.forwarder.start()
+        self.out_link.start()
         self.link.start()
         self.advisor.start()
         self.pipeline.start()
@@ -199,7 +204,8 @@ class App:
                       "advice": {"model_loaded": self.advisor.model_loaded, "model": self.advisor.model_name,
                                  **self.advisor.stats()},
                       "outbox": self.outbox.stats(),
-                      "mqtt": {"connected": bool(self.link and self.link.connected.is_set())}})
+                      "mqtt": {"connected": bool(self.link and self.link.connected.is_set()
+                                                 and self.out_link and self.out_link.connected.is_set())}})
 
     def publish_status(self) -> None:
         s = self.settings
@@ -223,11 +229,12 @@ class App:
             path.rename(aside)
             log.warning("detector_state_unreadable", path=str(path), moved_to=str(aside), error=str(e))
 
-    def _save_detector_state(self, state: dict[str, Any]) -> None:
+    def _save_detector_state(self, pieces: Iterator[str]) -> None:
         path = self._state_path()
         tmp = path.with_suffix(".tmp")
         with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(state, fh, allow_nan=False, separators=(",", ":"))
+            for piece in pieces:
+                fh.write(piece)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)  # atomic: a crash leaves the old or the new state, never half of one
@@ -304,6 +311,8 @@ class App:
             self.forwarder.stop(timeout=3.0)
         if self.link:
             self.link.stop()
+        if self.out_link:
+            self.out_link.stop()  # last: says "offline"
         if self.sparkplug:
             self.sparkplug.stop()
         if self.outbox:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import structlog
@@ -48,9 +48,10 @@ class Pipeline:
         self.processed_samples = 0
         self.alive = threading.Event()
         self._pending_reconfigure: Settings | None = None
-        # Detector state is saved from this thread (it owns it) every `save_every` s and at stop.
-        self.state_saver: Callable[[dict[str, Any]], None] | None = None
-        self.save_every = 60.0
+        # Detector state is saved from this thread (it owns it) every `save_every` s and at stop, as JSON
+        # text pieces (DetectionEngine.state_json) that the saver writes as they come.
+        self.state_saver: Callable[[Iterator[str]], None] | None = None
+        self.save_every = settings.gateway.state_save_s
         # Commands a decoder asks to send (Sparkplug rebirth requests); None drops them.
         self.command_sink: Callable[[str, bytes], None] | None = None
 
@@ -124,7 +125,7 @@ class Pipeline:
         if self.state_saver is None:
             return
         try:
-            self.state_saver(self._engine.state())
+            self.state_saver(self._engine.state_json())
         except Exception:
             log.exception("detector_state_save_failed")
 

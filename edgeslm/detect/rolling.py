@@ -7,10 +7,31 @@ the variance), and recomputed exactly from the buffer once per window so roundin
 
 from __future__ import annotations
 
+import base64
 import math
+import sys
 from array import array
 from bisect import bisect_left, insort
 from typing import Any
+
+
+def pack(a: array) -> str:
+    """A float array as base64 of little-endian doubles: 10.7 bytes a value in the state file instead of
+    ~19 as JSON numbers, and one string object while saving instead of a float object per value."""
+    if sys.byteorder == "big":
+        a = array("d", a)
+        a.byteswap()
+    return base64.b64encode(a.tobytes()).decode("ascii")
+
+
+def unpack(v: str | list[float]) -> array:
+    """Inverse of `pack`; also takes a plain list (state files written before packing)."""
+    if isinstance(v, list):
+        return array("d", [float(x) for x in v])
+    a = array("d", base64.b64decode(v.encode("ascii"), validate=True))
+    if sys.byteorder == "big":
+        a.byteswap()
+    return a
 
 
 class RollingMoments:
@@ -92,22 +113,31 @@ class RollingMoments:
         self.__init__(self.window)  # type: ignore[misc]
 
     def get_state(self) -> dict[str, Any]:
-        # Internals too, so that a restored window continues bit-for-bit; "values" alone serves a resize.
-        return {"values": self.values(), "window": self.window, "buf": list(self._buf), "i": self._i,
-                "k": self._k, "s": self._s, "ss": self._ss, "since": self._since}
+        # Internals, so that a restored window continues bit-for-bit; a resize rebuilds from them.
+        return {"window": self.window, "buf": pack(self._buf), "i": self._i, "k": self._k, "s": self._s,
+                "ss": self._ss, "since": self._since}
 
     def set_state(self, state: dict[str, Any]) -> None:
-        if state.get("window") == self.window and "buf" in state:
-            self._buf = array("d", [float(v) for v in state["buf"]])
-            self.n = len(self._buf)
-            self._i = int(state["i"])
-            self._k, self._s, self._ss = float(state["k"]), float(state["s"]), float(state["ss"])
-            self._since = int(state["since"])
-            return
+        if "buf" not in state:  # only "values" (an old state file)
+            values = [float(v) for v in state["values"]]
+        else:
+            buf = unpack(state["buf"])
+            if len(buf) > int(state["window"]):
+                raise ValueError("rolling window state holds more values than its window")
+            if state.get("window") == self.window:
+                self._buf = buf
+                self.n = len(buf)
+                self._i = int(state["i"])
+                self._k, self._s, self._ss = float(state["k"]), float(state["s"]), float(state["ss"])
+                self._since = int(state["since"])
+                return
+            i, k = int(state["i"]), float(state["k"])
+            ring = buf[i:] + buf[:i] if len(buf) == int(state["window"]) else buf
+            values = [d + k for d in ring]
         # A changed window size: the newest values that fit are kept.
         self.clear()
-        for v in list(state["values"])[-self.window:]:
-            self.push(float(v))
+        for v in values[-self.window:]:
+            self.push(v)
 
 
 class RollingMedian:
@@ -176,9 +206,10 @@ class RollingMedian:
         self._i = 0
 
     def get_state(self) -> dict[str, Any]:
-        return {"values": self.values()}
+        r = self._ring
+        return {"values": pack(r[self._i:] + r[: self._i] if len(r) == self.window else r)}
 
     def set_state(self, state: dict[str, Any]) -> None:
         self.clear()
-        for v in list(state["values"])[-self.window:]:
-            self.push(float(v))
+        for v in unpack(state["values"])[-self.window:]:
+            self.push(v)

@@ -1,5 +1,10 @@
 """One paho-mqtt 2.x client (callback API v2): connect, reconnect, subscribe, birth/will, publish.
 
+The daemon opens two (docs/design.md, "Two MQTT sessions"): role "in" subscribes to telemetry on the
+persistent session, role "out" carries the birth/will and everything we publish. On one connection a flood
+of telemetry queued by the broker for us sits in front of the PUBACKs of our own publishes (one TCP
+stream, in order), so alerts and status would wait behind seconds of backlog exactly when load is highest.
+
 paho runs every callback on its single network thread and, unless suppressed, an exception escaping
 a callback stops that thread while the process lives on. So every callback here hands work off and
 returns inside a try/except that logs.
@@ -56,12 +61,20 @@ class PublishResult:
 
 
 class MqttLink:
-    """The daemon's MQTT session. Thread-safe publish; callbacks registered before `start()`."""
+    """One MQTT session of the daemon. Thread-safe publish; callbacks registered before `start()`.
+
+    role "both" (one session that subscribes and publishes: tools and tests), "in" (subscribe only: no
+    birth, no will) or "out" (birth/will and publishing; no subscriptions).
+    """
 
     def __init__(self, settings: Settings, on_message: MessageHandler | None = None,
-                 client_id: str | None = None) -> None:
+                 client_id: str | None = None, role: str = "both") -> None:
+        if role not in ("both", "in", "out"):
+            raise ValueError(f"role must be both, in or out, not {role!r}")
         self._s = settings
-        self._on_message = on_message
+        self.role = role
+        self._birth = role != "in"
+        self._on_message = on_message if role != "out" else None
         self.on_ack: AckHandler | None = None
         self.on_connected: list[Callable[[], None]] = []
         self.on_disconnected: list[Callable[[], None]] = []
@@ -71,7 +84,7 @@ class MqttLink:
         # TCP/TLS failures repeat on every retry: log the first, then once a minute with a count.
         self._fail_log = RateLimited(log, 60.0)
         self._v5 = settings.mqtt.protocol == "5"
-        self._subs = [(sub.topic, sub.qos) for sub in settings.subscriptions]
+        self._subs = [(sub.topic, sub.qos) for sub in settings.subscriptions] if role != "out" else []
         self.status_topic = topics.status(settings.gateway.topic_prefix, settings.gateway.name)
         self._client = self._build(client_id or settings.client_id)
 
@@ -89,7 +102,8 @@ class MqttLink:
         c.max_queued_messages_set(max(1, self._s.outbox.inflight) * 4)
         c.reconnect_delay_set(int(max(1, m.reconnect_min_s)), int(max(1, m.reconnect_max_s)))
         configure_security(c, m, self._s.mqtt_password())
-        c.will_set(self.status_topic, self._status_payload("offline"), qos=1, retain=True)
+        if self._birth:
+            c.will_set(self.status_topic, self._status_payload("offline"), qos=1, retain=True)
         c.on_connect = self._handle_connect
         c.on_disconnect = self._handle_disconnect
         c.on_message = self._handle_message
@@ -113,13 +127,13 @@ class MqttLink:
         self._client.connect_async(m.host, m.port, keepalive=m.keepalive_s, clean_start=m.clean_start,
                                    properties=props)
         self._client.loop_start()
-        log.info("mqtt_connecting", host=m.host, port=m.port, protocol=m.protocol, tls=m.tls.enabled,
+        log.info("mqtt_connecting", role=self.role, host=m.host, port=m.port, protocol=m.protocol, tls=m.tls.enabled,
                  client_id=self._client._client_id.decode())
 
     def stop(self, timeout: float = 5.0) -> None:
         """Say `offline` explicitly (the will is only for unclean deaths), then disconnect."""
         try:
-            if self.connected.is_set():
+            if self._birth and self.connected.is_set():
                 info = self._client.publish(self.status_topic, self._status_payload("offline"), qos=1, retain=True)
                 info.wait_for_publish(timeout=min(timeout, 2.0))
         except (RuntimeError, ValueError) as e:
@@ -134,6 +148,8 @@ class MqttLink:
 
     def update_subscriptions(self, subscriptions: list[Any]) -> None:
         """Live reload: drop filters no longer configured, add new ones (also re-sent on every connect)."""
+        if self.role == "out":
+            return
         new = [(sub.topic, sub.qos) for sub in subscriptions]
         gone = [t for t, _ in self._subs if t not in {t2 for t2, _ in new}]
         self._subs = new
@@ -180,9 +196,10 @@ class MqttLink:
             subs = list(self._subs)
             if self._on_message is not None and subs:
                 client.subscribe(subs)
-            client.publish(self.status_topic, self._status_payload("online"), qos=1, retain=True)
+            if self._birth:
+                client.publish(self.status_topic, self._status_payload("online"), qos=1, retain=True)
             self.connected.set()
-            log.info("mqtt_connected", session_present=bool(getattr(flags, "session_present", False)),
+            log.info("mqtt_connected", role=self.role, session_present=bool(getattr(flags, "session_present", False)),
                      subscriptions=len(subs))
             for cb in list(self.on_connected):
                 cb()
@@ -209,7 +226,7 @@ class MqttLink:
             if was and self._stopping:
                 log.info("mqtt_disconnected", reason="stopping")
             elif was:
-                log.warning("mqtt_disconnected", reason=str(rc))
+                log.warning("mqtt_disconnected", role=self.role, reason=str(rc))
             for cb in list(self.on_disconnected):
                 cb()
         except Exception:

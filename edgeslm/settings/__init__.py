@@ -44,6 +44,9 @@ class GatewaySettings(Section):
     topic_prefix: str = Field("edgeslm", description="First level(s) of every topic we publish.")
     state_dir: Path = Field(Path("/var/lib/edgeslm"), description="Writable folder for the outbox and "
                             "detector state (systemd StateDirectory).")
+    state_save_s: float = Field(600.0, ge=10, description="Seconds between saves of the learnt detector state "
+                                "(also saved at stop). A crash loses at most this much learning; each save "
+                                "writes ~20 KB per signal to flash.")
 
     @field_validator("name", "site")
     @classmethod
