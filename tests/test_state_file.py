@@ -7,7 +7,7 @@ import random
 from array import array
 
 from edgeslm.detect.engine import DetectionEngine
-from edgeslm.detect.rolling import RollingMedian, RollingMoments, pack, unpack
+from edgeslm.detect.rolling import EwMoments, RollingMedian, RollingMoments, pack, unpack
 from edgeslm.models import Sample
 from edgeslm.settings import AlarmSettings, DetectSettings
 
@@ -45,8 +45,9 @@ def test_streamed_state_restores_an_engine_that_continues_like_one_restored_from
 def test_full_windows_are_packed_compactly() -> None:
     e = _engine(2500)  # the 2,000-score calibration windows are full
     per_series = [len(json.dumps(s, separators=(",", ":"))) for s in e.state()["series"]]
-    # 2,000 + 240 + 2 x 120 + ... doubles as JSON numbers are ~19 bytes each (> 50 KB); packed ~11 bytes.
-    assert max(per_series) < 32_000, per_series
+    # Windows of 240 + 240 + 120 + 10 doubles, packed at ~11 bytes each (JSON numbers: ~19); the likelihood
+    # keeps moments, not its 2,000 scores.
+    assert max(per_series) < 12_000, per_series
 
 
 def test_pack_round_trips_exactly() -> None:
@@ -75,3 +76,30 @@ def test_rolling_state_moves_to_a_smaller_window_keeping_the_newest() -> None:
     same = RollingMoments(8)
     same.set_state(big.get_state())
     assert same.values() == big.values() and same.mean == big.mean and same.std == big.std
+
+
+def test_ew_moments_are_exact_over_the_first_window_then_forget() -> None:
+    r = random.Random(5)
+    xs = [r.gauss(3.0, 2.0) for _ in range(200)]
+    m = EwMoments(200)
+    for x in xs:
+        m.push(x)
+    mean = sum(xs) / len(xs)
+    var = sum((x - mean) ** 2 for x in xs) / len(xs)
+    assert abs(m.mean - mean) < 1e-12 and abs(m.std - var**0.5) < 1e-12
+    for _ in range(3000):  # a new level: after ~10 windows the old one is forgotten
+        m.push(r.gauss(50.0, 1.0))
+    assert abs(m.mean - 50.0) < 0.5 and 0.7 < m.std < 1.4
+
+
+def test_ew_moments_take_over_a_rolling_window_state() -> None:
+    old = RollingMoments(100)
+    for v in range(100):
+        old.push(float(v))
+    m = EwMoments(100)
+    m.set_state(json.loads(json.dumps(old.get_state())))
+    assert m.n == 100 and abs(m.mean - old.mean) < 1e-9
+    assert abs(m.std - old.std * (99 / 100) ** 0.5) < 1e-9  # population vs sample spread
+    again = EwMoments(100)
+    again.set_state(m.get_state())
+    assert (again.n, again.mean, again.std) == (m.n, m.mean, m.std)

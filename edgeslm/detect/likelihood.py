@@ -2,7 +2,8 @@
 
 Raw detector scores live on different scales per signal (a noisy vibration channel fires z=4 daily, a
 temperature never does). As in Numenta's anomaly likelihood (Ahmad et al. 2017), the mean of the last few
-raw scores is compared with the rolling distribution of raw scores (Gaussian tail), so one threshold on the
+raw scores is compared with the distribution of its raw scores over about `long_window` samples (mean and
+spread as exponentially weighted moments, Gaussian tail), so one threshold on the
 result means the same rarity on every signal. The tail probability is kept (not 1 - p) for precision.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from edgeslm.detect.rolling import RollingMoments
+from edgeslm.detect.rolling import EwMoments
 
 _SQRT1_2 = 1.0 / math.sqrt(2.0)
 MIN_TAIL = 1e-300
@@ -21,7 +22,7 @@ class AnomalyLikelihood:
     __slots__ = ("_long", "_short", "_si", "_ssum", "short_window", "warmup")
 
     def __init__(self, long_window: int = 2000, short_window: int = 5, warmup: int = 150) -> None:
-        self._long = RollingMoments(long_window)
+        self._long = EwMoments(long_window)  # 3 floats, not a buffer
         self.short_window = short_window
         self.warmup = warmup
         self._short: list[float] = []

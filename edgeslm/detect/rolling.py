@@ -140,6 +140,60 @@ class RollingMoments:
             self.push(v)
 
 
+class EwMoments:
+    """Mean and standard deviation of a stream over an effective `window`: exact (Welford) for the first
+    `window` values, then exponentially weighted with the centre of mass of a `window`-long rolling window
+    (alpha = 2 / (window + 1)).
+
+    Three floats instead of a `window`-long buffer: for the likelihood's 2,000-score history that is 16 KB
+    less per series (most of a series' memory), and on NAB and SKAB the scores are unchanged within 0.2
+    points (docs/benchmarks.md).
+    """
+
+    __slots__ = ("_a", "m", "n", "v", "window")
+
+    def __init__(self, window: int) -> None:
+        self.window = window
+        self._a = 2.0 / (window + 1.0)
+        self.n = 0
+        self.m = 0.0
+        self.v = 0.0  # population variance (exponentially weighted once past `window`)
+
+    def push(self, x: float) -> None:
+        n = self.n + 1
+        self.n = n
+        d = x - self.m
+        if n <= self.window:
+            self.m += d / n
+            self.v += (d * (x - self.m) - self.v) / n
+        else:
+            a = self._a
+            self.m += a * d
+            self.v = (1.0 - a) * (self.v + a * d * d)
+
+    @property
+    def mean(self) -> float:
+        return self.m
+
+    @property
+    def std(self) -> float:
+        return math.sqrt(self.v) if self.v > 0.0 else 0.0
+
+    def get_state(self) -> dict[str, Any]:
+        return {"n": self.n, "m": self.m, "v": self.v}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        if "m" in state:
+            self.n, self.m, self.v = int(state["n"]), float(state["m"]), float(state["v"])
+            return
+        # A RollingMoments state (files written before the likelihood kept moments only): replay its values.
+        old = RollingMoments(int(state.get("window", self.window)))
+        old.set_state(state)
+        self.__init__(self.window)  # type: ignore[misc]
+        for v in old.values():
+            self.push(v)
+
+
 class RollingMedian:
     """Median and MAD of the last `window` values on a sorted list (bisect: memmove in C, no numpy)."""
 
