@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,6 +37,7 @@ def running(settings: Settings) -> Iterator[App]:
     try:
         app.start()
         assert app.link is not None and app.link.wait_connected(10), "daemon did not connect"
+        assert app.out_link is not None and app.out_link.wait_connected(10), "daemon's out session did not connect"
         yield app
     finally:
         app.stop()
@@ -47,6 +50,25 @@ def publisher(broker: Any) -> Iterator[paho.Client]:
     c.loop_start()
     try:
         yield c
+    finally:
+        c.disconnect()
+        c.loop_stop()
+
+
+@contextmanager
+def subscriber(broker: Any, topic: str) -> Iterator[queue.Queue[tuple[str, bytes]]]:
+    """A plain paho subscriber (what an HMI sees): yields a queue of (topic, payload) once subscribed."""
+    q: queue.Queue[tuple[str, bytes]] = queue.Queue()
+    ready = threading.Event()
+    c = paho.Client(CallbackAPIVersion.VERSION2)
+    c.on_connect = lambda cl, *_: cl.subscribe(topic, qos=1)
+    c.on_subscribe = lambda *_: ready.set()
+    c.on_message = lambda cl, u, m: q.put((m.topic, m.payload))
+    c.connect(broker.host, broker.port)
+    c.loop_start()
+    try:
+        assert ready.wait(10), "test subscriber did not subscribe"
+        yield q
     finally:
         c.disconnect()
         c.loop_stop()
