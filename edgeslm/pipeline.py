@@ -37,6 +37,7 @@ class Pipeline:
         self._counters = counters
         self._router = Router(settings.subscriptions, settings.ingest)
         self._maxlen = settings.ingest.queue_size
+        self._max_series = settings.ingest.max_series
         self._queue: deque[tuple[str, bytes, float]] = deque()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -136,6 +137,7 @@ class Pipeline:
         self._engine.reconfigure(s.detect, s.alarm, s.assets)
         self._router = Router(s.subscriptions, s.ingest)
         self._maxlen = s.ingest.queue_size
+        self._max_series = s.ingest.max_series
 
     def _drain(self) -> None:
         q = self._queue
@@ -163,6 +165,9 @@ class Pipeline:
         for s in samples:
             key = (s.asset, s.signal)
             prev = last.get(key)
+            if prev is None and not self._admit(s):
+                bad["too_many_series"] = bad.get("too_many_series", 0) + 1
+                continue
             if prev is not None and s.ts < prev:
                 # Stated rule: each series moves forward in time; late readings are counted, not scored.
                 bad["out_of_order"] = bad.get("out_of_order", 0) + 1
@@ -187,6 +192,16 @@ class Pipeline:
             c.add_many(bad, prefix="bad_payload.")
             c.add("bad_payloads", sum(bad.values()))
         self._emit(events)
+
+    def _admit(self, s: Sample) -> bool:
+        """A sample of a series not seen since start: known to the engine (restored state), or room for one
+        more under ingest.max_series. Memory grows with series, so their number is what is bounded."""
+        eng = self._engine
+        if eng.knows(s.asset, s.signal) or eng.series_count < self._max_series:
+            return True
+        self._rl.warning("too_many_series", "series_limit_reached", asset=s.asset[:128], signal=s.signal[:128],
+                         limit=self._max_series, hint="raise ingest.max_series if these signals are real")
+        return False
 
     def _send_commands(self, outgoing: list[tuple[str, bytes]]) -> None:
         sink = self.command_sink

@@ -455,6 +455,13 @@ class DetectionEngine:
         return al.alarm_id if al is not None else None
 
     # -- lifecycle ------------------------------------------------------------------------------------------
+    def knows(self, asset: str, signal: str) -> bool:
+        return (asset, signal) in self._series
+
+    @property
+    def series_count(self) -> int:
+        return len(self._series)
+
     def stats(self) -> dict[str, Any]:
         return {"series": len(self._series), "assets": len(self._alarms), "samples_scored": self._samples,
                 "samples_rejected": self._rejected, "events": self._events,

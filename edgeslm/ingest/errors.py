@@ -11,6 +11,7 @@ class PayloadError(ValueError):
         "non_finite", "huge_number", "bad_type", "no_asset", "bad_asset", "bad_timestamp",
         "future_timestamp", "old_timestamp", "no_signals", "bad_number", "unknown_topic",
         "bad_sparkplug", "unknown_alias", "sequence_gap", "out_of_order", "too_many_metrics",
+        "too_many_series",
     })
 
     def __init__(self, reason: str, detail: str = "") -> None:

@@ -125,3 +125,7 @@ class IngestSettings(Section):
     max_future_skew_s: float = Field(300.0, ge=0, description="Timestamps further ahead of the gateway clock "
                                      "than this are rejected.")
     max_age_s: float = Field(7 * 86400.0, gt=0, description="Timestamps older than this are rejected.")
+    max_series: int = Field(5000, ge=1, le=1_000_000, description="Most (asset, signal) series the detectors "
+                            "learn (~22 KB each once their windows are full). Samples of new series beyond it "
+                            "are rejected and counted (too_many_series): a device that invents signal names "
+                            "cannot exhaust memory.")

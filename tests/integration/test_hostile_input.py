@@ -44,3 +44,22 @@ def test_corpus_never_stops_processing(broker: Any, tmp_path: Path) -> None:
                        "too_large", "future_timestamp", "old_timestamp", "bad_timestamp", "bad_number"):
             assert bad.get(reason, 0) >= 1, (reason, bad)
         assert counters["bad_payloads"] == sum(bad.values())
+
+
+def test_invented_signal_names_cannot_grow_memory_past_the_series_limit(broker: Any, tmp_path: Path) -> None:
+    """A device that puts a fresh key in every message (a counter as a field name, a UUID...) would make a
+    new series each time: past ingest.max_series they are rejected and counted, known series go on."""
+    tag = uuid.uuid4().hex[:8]
+    with running(daemon_settings(broker, tmp_path, tag, ingest={"max_series": 6})) as app, \
+            publisher(broker) as pub:
+        assert app.pipeline is not None and app.engine is not None
+        t0 = time.time()
+        for i in range(40):
+            body = {"ts": t0 + i, "temp": 20.0 + i % 3, "press": 1.0, f"junk_{i}": float(i)}
+            pub.publish(f"t-{tag}/m1/telemetry", json.dumps(body), qos=1).wait_for_publish(5)
+        assert wait_for(lambda: app.counters.get("messages_in") == 40, 10)
+        assert app.engine.series_count == 6  # temp, press and the first four junk keys
+        assert app.counters.get("bad_payload.too_many_series") == 36
+        # the known series are still scored
+        assert wait_for(lambda: app.engine.stats()["samples_scored"] == 40 * 2 + 4, 5)
+        assert app.pipeline.is_alive()
