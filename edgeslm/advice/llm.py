@@ -9,6 +9,10 @@ therefore fixed (it cannot depend on the alert).
 
 `EngineProcess` runs an `LlmEngine` in a spawned child process with the same interface: onnxruntime-
 genai 0.18 keeps the GIL while it computes, so in-process generation would stall detection.
+
+Streaming: `generate(..., on_text=cb, text_every_s=s)` calls `cb(delta, output_tokens)` with the text
+decoded since the last call, at most every `s` seconds (checked between model steps). From the child the
+deltas travel on the request's pipe as ("partial", ...) messages ahead of the final answer.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import multiprocessing as mp
 import os
 import resource
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -32,6 +36,8 @@ from edgeslm.advice.evidence import Prompt
 from edgeslm.advice.schema import advice_json_schema
 
 log = structlog.get_logger("edgeslm.advice.llm")
+
+TextFn = Callable[[str, int], None]  # (text decoded since the last call, output tokens so far)
 
 WARMUP_PROMPT = Prompt(system="You check that a model works.", user='Reply with a JSON advice object for "test".')
 
@@ -207,9 +213,11 @@ class LlmEngine:
         # Cutting a chat prompt would drop the assistant turn marker: refuse instead (→ rules).
         raise LlmError(f"prompt of {n} tokens exceeds max_prompt_tokens ({self.cfg.max_prompt_tokens})")
 
-    def generate(self, prompts: Sequence[Prompt], deadline: float, max_new: int | None = None) -> GenResult:
+    def generate(self, prompts: Sequence[Prompt], deadline: float, max_new: int | None = None,
+                 on_text: TextFn | None = None, text_every_s: float = 0.0) -> GenResult:
         """Generate for the first prompt variant that fits max_prompt_tokens; stop at the deadline
-        (time.monotonic()), at max_new tokens or at the end of the JSON."""
+        (time.monotonic()), at max_new tokens or at the end of the JSON. With `on_text`, new text is
+        handed over as it is decoded: the first piece at once, then at most every `text_every_s`."""
         if self.model is None or self.tok is None:
             raise LlmError("model not loaded")
         max_new = min(max_new or self.cfg.max_new_tokens, self.cfg.max_new_tokens)
@@ -218,14 +226,15 @@ class LlmEngine:
         if variant:
             log.info("advice_prompt_shortened", variant=variant, tokens=len(ids))
         try:
-            return self._generate(ids, deadline, max_new, t0, variant)
+            return self._generate(ids, deadline, max_new, t0, variant, on_text, text_every_s)
         except Exception as e:
             # The generator's state is unknown after an error: start from a fresh one next time.
             self._gen = None
             self._cached = []
             raise LlmError(f"generation failed: {e}") from e
 
-    def _generate(self, ids: list[int], deadline: float, max_new: int, t0: float, variant: int) -> GenResult:
+    def _generate(self, ids: list[int], deadline: float, max_new: int, t0: float, variant: int,
+                  on_text: TextFn | None = None, text_every_s: float = 0.0) -> GenResult:
         assert self.tok is not None
         if self.cfg.prefix_reuse:
             gen = self._generator()
@@ -255,6 +264,8 @@ class LlmEngine:
         t_first = t_last = t2
         c_first = c_last = c2
         stop = "eos"
+        sent = 0  # pieces already handed to on_text
+        next_text = 0.0  # time.monotonic() from which on_text may be called again (0: the first piece at once)
         while True:
             if gen.is_done():
                 stop = "max_length" if len(ids) + n_out >= self._max_length else "eos"
@@ -262,9 +273,18 @@ class LlmEngine:
             if n_out >= budget:
                 stop = "max_new"
                 break
-            if time.monotonic() >= deadline or self._abort:
+            now = time.monotonic()
+            if now >= deadline or self._abort:
                 stop = "deadline"
                 break
+            if on_text is not None and now >= next_text and len(pieces) > sent:
+                # Between steps, on the clock already read for the deadline: one join and one call per
+                # interval; what is decoded after the last call is in the result's text.
+                delta = "".join(pieces[sent:])
+                sent = len(pieces)
+                if delta:
+                    on_text(delta, n_out)
+                    next_text = now + text_every_s
             gen.generate_next_token()
             steps += 1
             seq = gen.get_sequence(0)
@@ -333,7 +353,11 @@ def _child_main(conn: Connection, cfg: EngineConfig, warmup: bool) -> None:
         try:
             if op == "generate":
                 prompts = [Prompt(**p) for p in args["prompts"]]
-                r = engine.generate(prompts, args["deadline"], args.get("max_new"))
+                every = args.get("text_every_s")
+                # Partial text goes up the same pipe before the answer: one small send per interval.
+                on_text = (lambda d, n: conn.send(("partial", (d, n)))) if every is not None else None
+                r = engine.generate(prompts, args["deadline"], args.get("max_new"), on_text=on_text,
+                                    text_every_s=every or 0.0)
                 conn.send(("ok", asdict(r)))
             elif op == "count":
                 conn.send(("ok", engine.count_tokens(Prompt(**args["prompt"]))))
@@ -381,19 +405,25 @@ class EngineProcess:
         self.info = LoadInfo(**payload)
         return self.info
 
-    def _call(self, op: str, args: dict[str, Any], timeout: float) -> Any:
+    def _call(self, op: str, args: dict[str, Any], timeout: float, on_text: TextFn | None = None) -> Any:
         if self._closed:
             raise LlmError("model process stopped")
         if self._conn is None or self._proc is None or not self._proc.is_alive():
             self.close()
             self.load(self._warmup)
         assert self._conn is not None
+        end = time.monotonic() + max(0.1, timeout)
         try:
             self._conn.send((op, args))
-            if not self._conn.poll(max(0.1, timeout)):
-                self.close()  # stuck past its deadline: the only way to stop native code is to end the process
-                raise LlmError(f"model process did not answer within {timeout:.0f} s; restarted")
-            status, payload = self._conn.recv()
+            while True:
+                if not self._conn.poll(max(0.0, end - time.monotonic())):
+                    self.close()  # stuck past its deadline: the only way to stop native code is to end the process
+                    raise LlmError(f"model process did not answer within {timeout:.0f} s; restarted")
+                status, payload = self._conn.recv()
+                if status != "partial":
+                    break
+                if on_text is not None:
+                    _hand_over(on_text, payload)
         except (EOFError, OSError, BrokenPipeError) as e:
             self.close()
             raise LlmError(f"model process died: {e}") from None
@@ -401,9 +431,11 @@ class EngineProcess:
             raise LlmError(str(payload))
         return payload
 
-    def generate(self, prompts: Sequence[Prompt], deadline: float, max_new: int | None = None) -> GenResult:
-        args = {"prompts": [asdict(p) for p in prompts], "deadline": deadline, "max_new": max_new}
-        payload = self._call("generate", args, deadline - time.monotonic() + self.grace_s)
+    def generate(self, prompts: Sequence[Prompt], deadline: float, max_new: int | None = None,
+                 on_text: TextFn | None = None, text_every_s: float = 0.0) -> GenResult:
+        args = {"prompts": [asdict(p) for p in prompts], "deadline": deadline, "max_new": max_new,
+                "text_every_s": text_every_s if on_text is not None else None}
+        payload = self._call("generate", args, deadline - time.monotonic() + self.grace_s, on_text)
         return GenResult(**payload)
 
     def count_tokens(self, prompt: Prompt) -> int:
@@ -435,6 +467,15 @@ class EngineProcess:
             if proc.is_alive():
                 proc.kill()
                 proc.join(2.0)
+
+
+def _hand_over(on_text: TextFn, payload: Any) -> None:
+    """Partial text from the child to the caller's callback; a failing callback must not lose the answer."""
+    try:
+        delta, n = payload
+        on_text(str(delta), int(n))
+    except Exception:
+        log.exception("advice_partial_callback_failed")
 
 
 def bare_loop(engine: LlmEngine, ids: list[int], new_tokens: int) -> dict[str, float]:
