@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import tempfile
@@ -16,14 +17,14 @@ from typing import Any
 import structlog
 
 from edgeslm import __version__, logs
-from edgeslm.advice.schema import advice_payload
+from edgeslm.advice.schema import advice_payload, partial_payload
 from edgeslm.advice.worker import AdviceWorker
 from edgeslm.alerts import alert_payload, iso
 from edgeslm.detect.engine import DetectionEngine
 from edgeslm.health import Counters, status_payload
 from edgeslm.ids import uuid7
 from edgeslm.metrics import start_metrics_server
-from edgeslm.models import Advice, AdviceStatus, AlarmEvent, AlarmState
+from edgeslm.models import Advice, AdvicePartial, AdviceStatus, AlarmEvent, AlarmState
 from edgeslm.mqtt import topics
 from edgeslm.mqtt.client import MqttLink
 from edgeslm.outbox import Forwarder, MessageClass, Outbox, OutboxError
@@ -90,7 +91,8 @@ class App:
         self.pipeline.command_sink = lambda topic, payload: link.publish(
             topic, payload, qos=0, content_type="application/x-protobuf", binary=True)
         self.forwarder = Forwarder(self.outbox, self.out_link, s.outbox)
-        self.advisor = AdviceWorker(s, publish=self._on_advice, on_status=self._on_advice_status)
+        self.advisor = AdviceWorker(s, publish=self._on_advice, on_status=self._on_advice_status,
+                                    on_partial=self._on_advice_partial)
         if s.sparkplug_out.enabled:
             self.sparkplug = SparkplugPublisher(s.sparkplug_out, s.mqtt, s.mqtt_password())
             self.sparkplug.start()
@@ -153,6 +155,25 @@ class App:
         self.counters.add(f"advice_{advice.source}")
         log.info("advice", alert_id=advice.alert_id, asset=advice.asset, source=advice.source,
                  urgency=advice.urgency, latency_ms=advice.latency_ms, reason=advice.reason)
+
+    def _on_advice_partial(self, p: AdvicePartial) -> None:
+        """Advisor thread: the model's text so far, straight to the broker at QoS 0, never through the outbox.
+
+        A partial is live state, superseded by the next one within seconds: stored, it would cost two
+        fsync'd commits per second of generation (flash wear), wait behind any backlog in the outbox's
+        FIFO, and after an outage or a crash be replayed as stale "typing…" text with no final to end it.
+        So it is sent only while the link is up and not stalled, else dropped and counted
+        (docs/advice.md, "Streaming")."""
+        s = self.settings
+        link, fwd = self.out_link, self.forwarder
+        if link is None or not link.connected.is_set() or (fwd is not None and fwd.stalled):
+            self.counters.add("advice_partials_dropped")
+            return
+        body = json.dumps(partial_payload(p), allow_nan=False, separators=(",", ":"), ensure_ascii=False)
+        expiry = max(10, math.ceil(3 * s.advice.partial_interval_s))  # for a broker that queues QoS 0
+        res = link.publish(topics.advice_partial(s.gateway.topic_prefix, s.gateway.site, p.asset),
+                           body.encode("utf-8", "replace"), qos=0, expiry_s=expiry)
+        self.counters.add("advice_partials_sent" if res.queued else "advice_partials_dropped")
 
     def _on_advice_status(self, ev: AlarmEvent, status: AdviceStatus, reason: str | None) -> None:
         """The alert is re-sent with its new advice_status so an HMI can show 'advice ready/failed'.

@@ -105,3 +105,22 @@ class Advice:
     model: str | None = None
     reason: str | None = None  # why rules were used instead of the model
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class AdvicePartial:
+    """The model's text so far while it writes advice for one alert (live view for HMIs, never stored).
+
+    `part` counts from 1 per generation; the last one has `final` set, with why generation ended
+    (`stop`) and whether the text became the published advice (`accepted`)."""
+
+    alert_id: str
+    asset: str
+    part: int
+    text: str  # everything generated so far (raw model output, not yet checked)
+    output_tokens: int
+    elapsed_ms: int  # since the alert reached the advisor (the same clock as Advice.latency_ms)
+    final: bool = False
+    model: str | None = None
+    stop: str | None = None  # final only: "eos", "deadline", "max_new", "max_length", "error", "stopped"
+    accepted: bool | None = None  # final only: True when this text is the published advice

@@ -12,7 +12,7 @@ from edgeslm.settings import Settings
 # connection, the gateway identity, the outbox file, the model itself) is only read at start-up.
 LIVE = ("detect", "alarm", "assets", "ingest", "subscriptions", "logging", "health")
 # The model and its generation set-up (tokens, guidance, threads) are fixed when it loads.
-LIVE_ADVICE_KEYS = ("deadline_s", "queue_size", "enabled", "max_signals")
+LIVE_ADVICE_KEYS = ("deadline_s", "queue_size", "enabled", "max_signals", "partial_interval_s")
 
 
 def _flatten(value: Any, prefix: str, out: dict[str, Any]) -> None:

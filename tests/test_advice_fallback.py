@@ -26,7 +26,8 @@ class Scripted:
     results: list[Any]
     info: Any = field(default_factory=lambda: LoadInfo("scripted", 0.0, 1.0, 1, "cpu"))
 
-    def generate(self, prompts: list[Any], deadline: float, max_new: int | None = None) -> GenResult:
+    def generate(self, prompts: list[Any], deadline: float, max_new: int | None = None, on_text: Any = None,
+                 text_every_s: float = 0.0) -> GenResult:
         r = self.results.pop(0)
         if isinstance(r, Exception):
             raise r

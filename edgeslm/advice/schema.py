@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edgeslm.alerts import iso
-from edgeslm.models import Advice, AlarmEvent
+from edgeslm.models import Advice, AdvicePartial, AlarmEvent
 
 URGENCIES = ("low", "medium", "high", "critical")
 # Bounds chosen for the 2-core budget (~6.6 decode tok/s): the longest legal answer must still fit in
@@ -132,3 +132,92 @@ def advice_payload(advice: Advice, ts: float | None = None) -> dict[str, Any]:
     if advice.source == "rules" and advice.reason:
         out["reason"] = advice.reason
     return out
+
+
+def partial_payload(p: AdvicePartial, ts: float | None = None) -> dict[str, Any]:
+    """The JSON object published on …/advice/partial: self-contained (the whole text so far), so a late
+    subscriber or a lost QoS 0 message costs nothing; `fields` is what the unfinished JSON says so far."""
+    out: dict[str, Any] = {
+        "alert_id": p.alert_id,
+        "ts": iso(time.time() if ts is None else ts),
+        "asset": p.asset,
+        "part": p.part,
+        "final": p.final,
+        "text": p.text,
+        "fields": partial_fields(p.text),
+        "output_tokens": p.output_tokens,
+        "elapsed_ms": p.elapsed_ms,
+        "model": p.model,
+    }
+    if p.final:
+        out["stop"] = p.stop
+        out["accepted"] = bool(p.accepted)
+    return out
+
+
+_HALF_ESCAPE = re.compile(r"\\u[0-9a-fA-F]{0,3}$")
+
+
+def partial_fields(text: str) -> dict[str, Any]:
+    """Best-effort reading of an advice JSON object that is still being written, for HMIs that show the
+    summary as it grows: the open string is closed, an unfinished key or number is dropped, brackets are
+    closed. Only the advice keys with the right types are kept; anything unreadable gives {}."""
+    s = text.strip()
+    if not s.startswith("{"):
+        return {}
+    obj: Any = None
+    for _ in range(8):  # each failed try cuts back to the previous comma
+        obj, cut = _close_json(s)
+        if obj is not None or cut is None:
+            break
+        s = s[:cut]
+    if not isinstance(obj, dict):
+        return {}
+    out: dict[str, Any] = {}
+    if isinstance(obj.get("summary"), str):
+        out["summary"] = obj["summary"]
+    for key in ("probable_causes", "recommended_actions"):
+        v = obj.get(key)
+        if isinstance(v, list) and all(isinstance(x, str) for x in v):
+            out[key] = v
+    if obj.get("urgency") in URGENCIES:
+        out["urgency"] = obj["urgency"]
+    c = obj.get("confidence")
+    if isinstance(c, int | float) and not isinstance(c, bool) and 0.0 <= c <= 1.0:
+        out["confidence"] = float(c)
+    return out
+
+
+def _close_json(s: str) -> tuple[Any, int | None]:
+    """(the object `s` would be if closed now, or None; position of the last comma outside strings)."""
+    closers: list[str] = []
+    in_str = esc = False
+    cut: int | None = None
+    for i, ch in enumerate(s):
+        if in_str:
+            if esc:
+                esc = False
+            elif ch == "\\":
+                esc = True
+            elif ch == '"':
+                in_str = False
+        elif ch == '"':
+            in_str = True
+        elif ch in "{[":
+            closers.append("}" if ch == "{" else "]")
+        elif ch in "}]":
+            if not closers:
+                return None, cut
+            closers.pop()
+            if not closers:
+                s = s[:i + 1]  # the object is complete: ignore anything after it
+                break
+        elif ch == ",":
+            cut = i
+    if in_str:
+        s = s[:-1] if esc else _HALF_ESCAPE.sub("", s)
+        s += '"'
+    try:
+        return json.loads(s + "".join(reversed(closers))), cut
+    except ValueError:
+        return None, cut

@@ -4,6 +4,10 @@ request, and rule-based advice whenever the model is missing, fails, or is too s
 Threads: `submit` runs on the caller's (detector) thread and only touches the queue under a lock;
 everything else runs on the "advisor" thread. Generation itself runs in a child process by default
 (see llm.py: onnxruntime-genai holds the GIL while computing).
+
+With `on_partial` and `advice.partial_interval_s` > 0 the model's text is handed out while it is
+written (`AdvicePartial`, at most once per interval), and every generation ends with one final partial
+(whatever ended it) before the advice itself is published.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import structlog
 from edgeslm.advice.evidence import Prompt, build_prompt
 from edgeslm.advice.rules import rule_advice
 from edgeslm.advice.schema import AdviceRejected, EvidenceCheck, parse_model_output
-from edgeslm.models import Advice, AdviceStatus, AlarmEvent
+from edgeslm.models import Advice, AdvicePartial, AdviceStatus, AlarmEvent
 from edgeslm.settings import Settings
 from edgeslm.settings.advice import AssetContext
 
@@ -28,6 +32,7 @@ log = structlog.get_logger("edgeslm.advice.worker")
 
 PublishFn = Callable[[Advice], None]
 StatusFn = Callable[[AlarmEvent, AdviceStatus, "str | None"], None]
+PartialFn = Callable[[AdvicePartial], None]
 
 
 class Engine(Protocol):
@@ -35,7 +40,8 @@ class Engine(Protocol):
 
     info: Any
 
-    def generate(self, prompts: list[Prompt], deadline: float, max_new: int | None = None) -> Any: ...
+    def generate(self, prompts: list[Prompt], deadline: float, max_new: int | None = None,
+                 on_text: Callable[[str, int], None] | None = None, text_every_s: float = 0.0) -> Any: ...
     def warm_prefix(self, prompt: Prompt) -> int: ...
     def abort(self) -> None: ...
     def close(self) -> None: ...
@@ -47,6 +53,46 @@ class _Request:
     submitted: float  # time.monotonic()
     deadline: float  # time.monotonic()
     seq: int
+
+
+class _PartialStream:
+    """Turns the engine's text deltas for one request into numbered AdvicePartial messages.
+
+    Runs on the advisor thread; a failing `on_partial` is logged and never disturbs the generation."""
+
+    def __init__(self, emit: PartialFn, req: _Request, model: str | None) -> None:
+        self._emit = emit
+        self._req = req
+        self._model = model
+        self._text = ""
+        self._tokens = 0
+        self.parts = 0
+        self.failed = 0
+
+    def _send(self, **kw: Any) -> None:
+        self.parts += 1
+        ev = self._req.event
+        p = AdvicePartial(alert_id=ev.alarm_id, asset=ev.asset, part=self.parts, model=self._model,
+                          elapsed_ms=int((time.monotonic() - self._req.submitted) * 1000), **kw)
+        try:
+            self._emit(p)
+        except Exception:
+            self.failed += 1
+            if self.failed == 1:
+                log.exception("advice_partial_failed", alert_id=ev.alarm_id)
+
+    def on_text(self, delta: str, output_tokens: int) -> None:
+        self._text += delta
+        self._tokens = output_tokens
+        text = self._text.lstrip()  # the first piece often starts with a space (the result is stripped too)
+        if text:
+            self._send(text=text, output_tokens=output_tokens)
+
+    def close(self, text: str | None, output_tokens: int | None, stop: str, accepted: bool) -> None:
+        """The final partial: the whole text (the result's, when there is one) and how it ended."""
+        self._send(text=self._text.strip() if text is None else text,
+                   output_tokens=self._tokens if output_tokens is None else output_tokens,
+                   final=True, stop=stop, accepted=accepted)
 
 
 def prompt_variants(event: AlarmEvent, ctx: AssetContext | None, max_signals: int) -> list[Prompt]:
@@ -67,11 +113,13 @@ def _known_names(assets: dict[str, AssetContext]) -> set[str]:
 class AdviceWorker:
     """Turns alerts into advice on its own thread; see the module docstring."""
 
-    def __init__(self, settings: Settings, publish: PublishFn, on_status: StatusFn):
+    def __init__(self, settings: Settings, publish: PublishFn, on_status: StatusFn,
+                 on_partial: PartialFn | None = None):
         self._s = settings.advice
         self._assets = dict(settings.assets)
         self._publish = publish
         self._on_status = on_status
+        self._on_partial = on_partial
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._waiting: dict[str, _Request] = {}  # asset → newest waiting request
@@ -84,7 +132,7 @@ class AdviceWorker:
         self._check = EvidenceCheck(_known_names(self._assets))
         self._stats: dict[str, Any] = {
             "submitted": 0, "done": 0, "failed": 0, "skipped": 0, "dropped": 0, "superseded": 0,
-            "model": 0, "rules": 0, "deadline_missed": 0, "rejected": 0,
+            "model": 0, "rules": 0, "deadline_missed": 0, "rejected": 0, "partials": 0,
             "last_latency_ms": None, "last_source": None, "last_reason": None,
             "last_prompt_tokens": None, "last_output_tokens": None, "last_reused_tokens": None,
         }
@@ -308,10 +356,32 @@ class AdviceWorker:
         ev = req.event
         self._check.learn([ev.asset, *ev.signal_names])
         prompts = prompt_variants(ev, ctx, self._s.max_signals)
+        info = getattr(engine, "info", None)
+        every = self._s.partial_interval_s
+        stream = _PartialStream(self._on_partial, req, info.name if info is not None else None) \
+            if self._on_partial is not None and every > 0 else None
         try:
-            r = engine.generate(prompts, deadline=req.deadline)
-        except Exception as e:
-            return None, f"model failed: {e}", {}
+            try:
+                r = engine.generate(prompts, deadline=req.deadline,
+                                    on_text=stream.on_text if stream is not None else None, text_every_s=every)
+            except Exception as e:
+                if stream is not None:
+                    stream.close(None, None, "stopped" if self._stop.is_set() else "error", False)
+                return None, f"model failed: {e}", {}
+            advice, reason, extra = self._judge(r, ev, info)
+            if stream is not None:
+                # Before the advice is published: an HMI clears its draft ("typing…") on this, and learns
+                # at once whether the draft became the advice or rules advice follows.
+                stop = "stopped" if self._stop.is_set() and r.stop == "deadline" else r.stop
+                stream.close(r.text, r.output_tokens, stop, advice is not None)
+            return advice, reason, extra
+        finally:
+            if stream is not None:
+                with self._lock:
+                    self._stats["partials"] += stream.parts
+
+    def _judge(self, r: Any, ev: AlarmEvent, info: Any) -> tuple[Advice | None, str | None, dict[str, Any]]:
+        """The engine's result → model advice, or None and the reason for rules."""
         extra = {"prompt_tokens": r.prompt_tokens, "reused_tokens": r.reused_tokens,
                  "output_tokens": r.output_tokens, "ttft_ms": int(r.ttft_s * 1000), "stop": r.stop,
                  "steps": r.steps, "decode_tok_s": round(r.decode_tok_s, 2), "rss_mb": round(r.rss_mb)}
@@ -332,7 +402,6 @@ class AdviceWorker:
             self._count("rejected")
             log.info("advice_model_output_rejected", alert_id=ev.alarm_id, reason=str(e))
             return None, f"model output rejected: {e}", extra
-        info = getattr(engine, "info", None)
         advice = Advice(
             alert_id=ev.alarm_id, asset=ev.asset, source="model", summary=out.summary.strip(),
             probable_causes=tuple(c.strip() for c in out.probable_causes),

@@ -44,6 +44,10 @@ class AdviceSettings(Section):
                                "steps for the same answer.")
     load_timeout_s: float = Field(300.0, gt=0, description="Longest wait for the model to load and warm up "
                                   "before the advisor gives up on it and uses rules.")
+    partial_interval_s: float = Field(1.0, ge=0, le=60, description="Stream the model's text while it writes: "
+                                      "a partial message on <prefix>/<site>/<asset>/advice/partial (QoS 0, live "
+                                      "only, never stored) at most this often, and a closing one with final=true. "
+                                      "0 = no streaming. The advice message stays the result.")
 
 
 class SignalContext(Section):
