@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta
 
 import pytest
@@ -20,7 +21,9 @@ def test_scaled_sigmoid_landmarks() -> None:
     assert scaled_sigmoid(-1.0) == pytest.approx(0.98661, abs=1e-5)
     assert scaled_sigmoid(-0.5) == pytest.approx(0.84828, abs=1e-5)
     assert scaled_sigmoid(0.0) == pytest.approx(0.0)
-    assert scaled_sigmoid(3.0) == -1.0
+    # NAB (sweeper.scaledSigmoid) clamps to -1 only strictly past 3: at 3.0 it is still 2*sigmoid(-15) - 1
+    assert scaled_sigmoid(3.0) == pytest.approx(-0.99999938819, abs=1e-11) and scaled_sigmoid(3.0) > -1.0
+    assert scaled_sigmoid(3.0000001) == -1.0
 
 
 def test_earliest_detection_in_window_scores_one_and_later_ones_are_free() -> None:
@@ -52,6 +55,19 @@ def test_fp_just_after_window_costs_less() -> None:
     pts = sweep_points(ts, scores, win, "f", COST)
     fp = score_at(pts, COST, 0.5) + 1.0
     assert -0.11 < fp < 0  # scaled by the sigmoid of the distance past the window
+
+
+def test_fp_exactly_three_widths_past_window_goes_through_the_sigmoid() -> None:
+    ts = _ts(1000)
+    win = [(ts[500], ts[599])]  # width 100: position = distance / 99
+    scores = [0.0] * 1000
+    scores[599 + 3 * 99] = 1.0
+    pts = sweep_points(ts, scores, win, "f", COST)
+    fp = score_at(pts, COST, 0.5) + 1.0
+    assert fp == pytest.approx(0.11 * (2.0 / (1.0 + math.exp(15.0)) - 1.0), abs=1e-15) and fp > -0.11
+    scores[599 + 3 * 99] = 0.0
+    scores[599 + 3 * 99 + 1] = 1.0  # one row further: full FP cost
+    assert score_at(sweep_points(ts, scores, win, "f", COST), COST, 0.5) == pytest.approx(-1.0 - 0.11, abs=1e-15)
 
 
 def test_sweep_matches_fixed_threshold_scoring() -> None:

@@ -20,7 +20,8 @@ from pathlib import Path
 
 
 def scaled_sigmoid(pos: float) -> float:
-    if pos >= 3.0:
+    # NAB's sweeper.scaledSigmoid: -1 only strictly past 3 (at exactly 3.0 it is 2*sigmoid(-15) - 1)
+    if pos > 3.0:
         return -1.0
     return 2.0 / (1.0 + math.exp(5.0 * pos)) - 1.0
 
@@ -61,8 +62,9 @@ def sweep_points(timestamps: list[datetime], scores: list[float], windows: list[
         if cur is not None:
             w = scaled_sigmoid(-(cur_right - i + 1) / cur_width) * cost["tpWeight"] / max_tp
         else:
-            pos = 3.0 if prev_right is None else abs(prev_right - i) / (prev_width - 1.0)
-            w = scaled_sigmoid(pos) * cost["fpWeight"]
+            # before any window: -1 exactly (NAB does not go through the sigmoid there)
+            u = -1.0 if prev_right is None else scaled_sigmoid(abs(prev_right - i) / (prev_width - 1.0))
+            w = u * cost["fpWeight"]
         if i >= prob_len:
             out.append(Point(a, w, cur_name))
         if cur is not None and t == cur[1]:
