@@ -75,7 +75,7 @@ class _Multi:
         self.signal = MV
         m = cfg.multivariate
         self.det = (Hotelling(len(order), m.window, m.warmup, m.shrinkage, m.refit_every, m.threshold,
-                              m.rebaseline_after) if len(order) >= 2 else None)
+                              m.rebaseline_after, m.smoothing, m.calibration_window) if len(order) >= 2 else None)
         self.last: dict[str, float] = {}
         self.pending: set[str] = set(order)
         self.p = 1.0
@@ -305,7 +305,7 @@ class DetectionEngine:
                 mv.pending = set(mv.order)
                 r = mv.det.update([mv.last[k] for k in mv.order], ts)
                 if r is not None:
-                    mp = mv.det.tail(r[0])
+                    mp = mv.det.p
                     mv.p = mp
                     if mp <= self._raise_p:
                         tot = sum(c for c in r[1] if c > 0.0) or 1.0

@@ -114,11 +114,19 @@ class MultivariateSettings(Section):
     shrinkage: float = Field(0.1, ge=0, le=1, description="Covariance shrinkage toward its diagonal "
                              "(0 = sample covariance).")
     refit_every: int = Field(50, ge=1, description="Rows between covariance re-estimates.")
-    threshold: float = Field(0.9999, gt=0.5, lt=1, description="Chi-square probability of T2 at which a row "
-                             "counts as anomalous.")
+    threshold: float = Field(0.9999, gt=0.5, lt=1, description="Chi-square probability of T2 beyond which a row "
+                             "is kept out of the baseline (and counts toward rebaseline_after). Whether a row is "
+                             "anomalous is decided by [alarm] raise_likelihood on the calibrated tail.")
     rebaseline_after: int = Field(600, ge=5, description="Anomalous rows in a row after which the new operating "
                                   "point is accepted as normal (longer than for single signals: a closed valve "
                                   "must not become normal within minutes).")
+    smoothing: float = Field(0.3, gt=0, le=1, description="EWMA weight of the newest row: T2 is computed on "
+                             "smoothed rows (a multivariate EWMA chart), so a small shift that lasts stands out "
+                             "of the row-to-row noise (1 = raw rows).")
+    calibration_window: int = Field(1000, ge=0, le=100_000, description="T2 values of recent normal rows from "
+                                    "which the tail is also calibrated (exponential tail above their 90th "
+                                    "percentile); a row's probability is the larger of this and the F tail with "
+                                    "the window's effective number of rows. 0 = F tail only.")
 
     @model_validator(mode="after")
     def _warmup_fits(self) -> MultivariateSettings:
