@@ -116,7 +116,10 @@ def daemon_rate(b: LocalBroker, n: int, assets: int, signals: int, prefix: str, 
     s = load_settings(None, gateway={"name": f"bench-{tag}", "state_dir": str(state / tag)},
                       mqtt={"host": b.host, "port": b.port, "client_id": f"bench-daemon-{tag}"},
                       subscriptions=[{"topic": f"{prefix}/+/telemetry", "json": {"asset": "topic:1"}}],
-                      advice={"model_dir": None}, logging={"level": "error"})
+                      advice={"model_dir": None}, logging={"level": "error"},
+                      # The whole backlog fits the inbound queue: this measures processing speed. With the
+                      # default bound the queue sheds the oldest while paho reads faster than detection.
+                      ingest={"queue_size": n + 1})
     app = App(s)
     app.start()  # creates the persistent session and subscription
     assert app.link is not None and app.link.wait_connected(10)
