@@ -226,6 +226,22 @@ def test_hotelling_state_restores_bit_for_bit_mid_schedule() -> None:
         assert ra == rb and (ra is None or a.tail(ra[0]) == b.tail(rb[0]))  # type: ignore[index]
 
 
+def test_hotelling_without_calibration_or_smoothing_uses_the_f_tail_of_raw_rows() -> None:
+    rows = _plant(5, n=1000, at=700, length=100, drop=8.0)
+    a = Hotelling(4, smoothing=1.0, calibration_window=0)
+    b = Hotelling(4, smoothing=1.0, calibration_window=0)
+    ps = []
+    for i, r in enumerate(rows):
+        ra = a.update(r)
+        if i == 500:
+            b.set_state(json.loads(json.dumps(a.get_state(), allow_nan=False)))
+        elif i > 500:
+            assert b.update(r) == ra and b.p == a.p
+        ps.append(a.p)
+    assert a.get_state()["pot"] is None and a.get_state()["cal"] == []
+    assert min(ps[700:800]) < 1e-6 and min(ps[:700]) > 1e-4
+
+
 def test_hotelling_tail_is_not_lighter_than_it_should_be_on_noise() -> None:
     # plain correlated Gaussian rows: rows called rarer than 1e-3 must not be more than 1e-3 of all rows
     rng = random.Random(5)

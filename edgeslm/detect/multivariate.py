@@ -203,10 +203,10 @@ class Hotelling:
         self.p = p = self.tail(t2)
         if not self._filled or t2 < self._t2_keep:
             self._held = []
-            if p > CALIB_RARITY or not self._filled:
+            if self.calibration_window and (p > CALIB_RARITY or not self._filled):
                 # as an F value, so that rows scored against a young window compare with later ones
                 self._cal[self._cal_i] = t2 / self._f[0]
-                self._cal_i = (self._cal_i + 1) % self.calibration_window if self.calibration_window else 0
+                self._cal_i = (self._cal_i + 1) % self.calibration_window
                 self._cal_n = min(self._cal_n + 1, self.calibration_window)
             self._push(z)
         else:
