@@ -32,8 +32,9 @@ class MqttSettings(Section):
     port: int = Field(1883, ge=1, le=65535, description="Broker TCP port (1883 plain, 8883 TLS).")
     protocol: Literal["5", "3.1.1"] = Field("5", description="MQTT protocol version.")
     client_id: str = Field("", max_length=128,
-                           description="MQTT client id; empty means 'edgeslm-<gateway name>'. Must be stable "
-                           "across restarts for the broker to keep our persistent session.")
+                           description="MQTT client id of the telemetry session; empty means 'edgeslm-<gateway "
+                           "name>'. Must be stable across restarts for the broker to keep our persistent "
+                           "session. What we publish goes out on a second session, '<client_id>-out'.")
     username: str | None = Field(None, description="User name; needs a password.")
     password: SecretStr | None = Field(None, description="Password. Prefer password_file or the systemd "
                                        "credential 'mqtt_password' so it never sits in this file.")
