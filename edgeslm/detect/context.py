@@ -7,16 +7,23 @@ contexts whose continuation was never seen. Re-stated compactly, causally and wi
 - a symbol per sample: the value's level among `levels` bins of the range learnt during warm-up (no
   look-ahead; up to one range width outside it values get levels of their own, beyond that they saturate);
   a level is at least `noise` x the robust sample-to-sample noise wide;
-- `orders` = 0 (the default): score 1 when the level was never visited, else 0 ("new territory");
-- `orders` >= 1: contexts of orders 1..`orders` (the last k symbols); score = fraction of the orders whose
-  transition (context -> symbol) is new; with `support` > 0 only a symbol seen at least that often can be
-  novel (a usual level in an unusual place);
+- `orders` = 0: score 1 when the level was never visited, else 0 ("new territory");
+- `orders` >= 1 (1 is the default): contexts of orders 1..`orders` (the last k symbols); score = fraction of
+  the orders whose transition (context -> symbol) is new; with `support` > 0 only a symbol seen at least that
+  often can be novel (a usual level in an unusual place). With the default threshold 0.75, orders 2 flags the
+  same steps as orders 1 (a new first-order transition makes every longer one new too);
 - memory is bounded: past `capacity` keys all counts are halved and the keys that reach 0 are dropped (rare
   transitions are forgotten first); a stay of `warmup` samples more than one range width outside the range
   widens the range and restarts the table (a deliberate re-baseline of what "a level" means).
 
-Why order 0 by default (measured, docs/detectors.md): orders 1-2 add more on NAB but make Gaussian noise
-alarm (a rare tail level makes its entry and exit transitions novel together), order 0 does not.
+What is kept of CAD OSE and what is not: CAD learns contexts over the bits of an 8-level code of the value
+plus its own active contexts, scores 1 - (share of its selected contexts that came true) when the value was
+not predicted, and rests `restPeriod` samples after a score >= 0.75; it uses each file's min/max (look-ahead)
+and unbounded memory. Here only the first-order level transitions are kept (bounded, causal range), and the
+calibration (likelihood.EventRate) and the engine do the rest: a novel step lowers the sample's probability
+but does not open the alarm gate by itself (another detector must be beyond its own threshold), which keeps
+Gaussian noise from alarming on the novel entry/exit transitions of its rare tail levels (measured,
+docs/detectors.md).
 """
 
 from __future__ import annotations
@@ -51,6 +58,10 @@ class ContextNovelty(Detector):
         self._step = 0.0  # width of one level; 0 until the warm-up range is known
         self._hist = 0  # the last `orders` symbols, newest in the low bits
         self._filled = 0  # how many symbols _hist holds (after a restart it refills)
+        self._vlo = 64  # lowest and highest level visited since the table (re)started (64 / -1: none yet)
+        self._vhi = -1
+        self.fresh = False  # set by update(): the sample's level had never been visited ...
+        self.hole = False  # ... and lies between visited levels (a gap inside the range, not a new extreme)
         self._table: dict[int, int] = {}
         self._last = 0.0  # warm-up only: previous value and the |steps| so far
         self._steps: list[float] = []
@@ -129,22 +140,46 @@ class ContextNovelty(Detector):
             return None
         lo = self._lo
         span = self._hi - lo
-        if not self.orders and lo - span <= x <= self._hi + span:
-            # Hot path of the default (levels only, inside the range): the same as _learn, inlined.
+        orders = self.orders
+        if orders <= 1 and lo - span <= x <= self._hi + span and (not orders or self._filled):
+            # Hot paths of orders 0 and 1 inside the range: the same as _novelty + _learn, inlined.
             self._n += 1
             if self._out:
                 self._reset_out()
-            key = (int((x - lo) // step) + self.levels) << 4
+            sym = int((x - lo) // step) + self.levels
+            key = sym << 4
             t = self._table
             c = t.get(key)
             if c is None:
-                t[key] = 1
-                return 1.0
+                self.fresh = True
+                self.hole = self._vlo < sym < self._vhi
+                self._vlo = min(self._vlo, sym)
+                self._vhi = max(self._vhi, sym)
+            else:
+                self.fresh = self.hole = False
+            if not orders:
+                if c is None:
+                    t[key] = 1
+                    return 1.0
+                t[key] = c + 1
+                return 0.0
+            tkey = (((self._hist << _BITS) | sym) << 4) | 1
+            ct = t.get(tkey)
+            if c is None:
+                c = 0
+            sup = self.support
+            s = 0.0 if ct is not None or (sup and c < sup) else 1.0
             t[key] = c + 1
-            return 0.0
+            t[tkey] = 1 if ct is None else ct + 1
+            self._hist = sym
+            if len(t) > self.capacity:
+                self._table = {k: v >> 1 for k, v in t.items() if v > 1}
+            return s
         sym = self._symbol(x)
         keys = self._keys(sym)
         s = self._novelty(keys)
+        self.fresh = keys[0] not in self._table
+        self.hole = self.fresh and self._vlo < sym < self._vhi
         self._learn(x, (sym, keys))
         return s
 
@@ -177,6 +212,7 @@ class ContextNovelty(Detector):
                 self._table = {}
                 self._hist = 0
                 self._filled = 0
+                self._vlo, self._vhi = 64, -1
                 self._reset_out()
                 return
         elif self._out:
@@ -186,6 +222,8 @@ class ContextNovelty(Detector):
             keys = self._keys(sym)
         else:
             sym, keys = pre
+        self._vlo = min(self._vlo, sym)
+        self._vhi = max(self._vhi, sym)
         t = self._table
         for key in keys:
             t[key] = t.get(key, 0) + 1
@@ -197,7 +235,7 @@ class ContextNovelty(Detector):
 
     def get_state(self) -> dict[str, Any]:
         return {"n": self._n, "lo": self._lo, "hi": self._hi, "step": self._step,
-                "hist": self._hist, "filled": self._filled,
+                "hist": self._hist, "filled": self._filled, "vlo": self._vlo, "vhi": self._vhi,
                 "last": self._last, "steps": list(self._steps),
                 "out": self._out, "out_lo": self._out_lo if self._out else None,
                 "out_hi": self._out_hi if self._out else None, "table": [[k, c] for k, c in self._table.items()]}
@@ -209,6 +247,8 @@ class ContextNovelty(Detector):
         self._step = float(state["step"])
         self._hist = int(state["hist"])
         self._filled = int(state["filled"])
+        self._vlo = int(state.get("vlo", 64))
+        self._vhi = int(state.get("vhi", -1))
         self._last = float(state["last"])
         self._steps = [float(v) for v in state["steps"]]
         self._table = {int(k): int(c) for k, c in state["table"]}

@@ -110,6 +110,7 @@ class _Series:
         "dets",
         "dt",
         "fired",
+        "hole_n",
         "last_ts",
         "limit",
         "limits",
@@ -117,6 +118,7 @@ class _Series:
         "nab",
         "normal_run",
         "p",
+        "raises",
         "raw",
         "recent",
         "ri",
@@ -149,6 +151,8 @@ class _Series:
         self.normal_run = 0
         self.stale = False
         self.nab = 0.0  # NAB export: surprise score on the sample that raised/escalated an alarm, else 0
+        self.hole_n = -(10**9)  # sample number (n) of the last never-visited level inside the range
+        self.raises: list[int] = []  # sample numbers (n) of this series' raises in the last long_window
 
     def evidence(self, cfg: DetectSettings) -> SignalEvidence:
         vals = self.recent
@@ -174,7 +178,8 @@ class _Series:
         r = self.recent
         return {"asset": self.asset, "signal": self.signal, "n": self.n, "last_ts": self.last_ts, "dt": self.dt,
                 "recent": r[self.ri:] + r[: self.ri], "bits": self.bits, "normal_run": self.normal_run,
-                "stale": self.stale, "calib": self.calib.get_state(),
+                "stale": self.stale, "calib": self.calib.get_state(), "raises": list(self.raises),
+                "hole_n": self.hole_n,
                 "detectors": {name: d.get_state() for d, _, name in self.dets},
                 "context": ({"det": self.cnov.get_state(), "calib": self.ctx_calib.get_state()}
                             if self.cnov is not None and self.ctx_calib is not None else None)}
@@ -188,6 +193,8 @@ class _Series:
         self.bits = int(st["bits"])
         self.normal_run = int(st["normal_run"])
         self.stale = bool(st["stale"])
+        self.raises = [int(v) for v in st.get("raises", ())]
+        self.hole_n = int(st.get("hole_n", -(10**9)))
         self.calib.set_state(st["calib"])
         cs = st.get("context")
         if cs is not None and self.cnov is not None and self.ctx_calib is not None:
@@ -219,6 +226,8 @@ class DetectionEngine:
         self._clear_p = 1.0 - alarm.clear_likelihood
         self._mask = (1 << alarm.of_last) - 1
         self._ew = detect.evidence_window
+        self._lw = detect.likelihood.long_window
+        self._csw = detect.context.short_window
 
     def _ctx(self, asset: str, signal: str) -> SignalContext:
         a = self.assets.get(asset)
@@ -274,6 +283,10 @@ class DetectionEngine:
                 if r >= 1.0:
                     fired += (name,)
         ser.raw = raw
+        # The gate (below) is opened by a detector beyond its own threshold or by a never-visited level (for
+        # short_window samples after one inside the visited range); a novel transition otherwise only makes the
+        # sample rarer (plain noise makes new transitions at its rare tail levels, new extremes come one by one).
+        gate = bool(fired) or not ser.dets
         p = ser.calib.update(raw)
         cn = ser.cnov
         if cn is not None:
@@ -283,6 +296,10 @@ class DetectionEngine:
                 pc = ser.ctx_calib.update(new)  # type: ignore[union-attr]
                 if new:
                     fired += ("context",)
+                    if cn.hole:
+                        ser.hole_n = ser.n
+                    if cn.fresh or ser.n - ser.hole_n < self._csw:
+                        gate = True
                     if pc < p:  # noqa: PLR1730 -- hot path
                         p = pc
         ser.p = p
@@ -294,7 +311,7 @@ class DetectionEngine:
         if ser.stale:
             ser.stale = False
         # Both gates: rare for this signal (likelihood) and beyond at least one detector's own threshold.
-        events = self._flag(al, ser, ts, lim != OK or (p <= self._raise_p and bool(fired)), lim, p, fired)
+        events = self._flag(al, ser, ts, lim != OK or (p <= self._raise_p and gate), lim, p, fired)
         ser.nab = 0.0
         mv = self._multi.get(asset)
         if mv is not None and mv.det is not None:
@@ -317,7 +334,16 @@ class DetectionEngine:
         if events:
             for e in events:
                 if e.state is AlarmState.RAISED:
-                    ser.nab = max(ser.nab, e.score / (e.score + 4.0))
+                    # Discounted by this signal's raises in the last long_window samples (Bonferroni: k earlier
+                    # raises make the evidence of one more p x (1 + k)): a chattering signal ranks lower.
+                    rl = ser.raises
+                    old = ser.n - self._lw
+                    while rl and rl[0] <= old:
+                        rl.pop(0)
+                    sc = e.score - math.log10(1.0 + len(rl))
+                    rl.append(ser.n)
+                    if sc > 0.0:
+                        ser.nab = max(ser.nab, sc / (sc + 4.0))
         return events
 
     def _flag(self, al: AssetAlarm, ser: _Series | _Multi, ts: float, anomalous: bool, lim: int, p: float,
@@ -434,8 +460,11 @@ class DetectionEngine:
     def nab_score(self, asset: str, signal: str) -> float:
         """Per-sample score in [0, 1) for NAB-style benchmarks: what an operator would see from the daemon.
 
-        Non-zero only on the sample that raised an alarm of the asset: surprise/(surprise + 4),
-        monotone in the likelihood (0.5 = likelihood 0.9999). The raw per-sample likelihood is `likelihood()`.
+        Non-zero only on the sample that raised an alarm of the asset: s/(s + 4), s = the raise's surprise
+        (nines) less log10(1 + k), k = this signal's raises in its last `likelihood.long_window` samples
+        (0.5 = likelihood 0.9999 on a signal that has not raised lately). The alarms themselves are not changed
+        by the discount; it ranks a chattering signal's raises below a quiet one's. The raw per-sample
+        likelihood is `likelihood()`.
         """
         ser = self._series.get((asset, signal))
         return ser.nab if ser is not None else 0.0
