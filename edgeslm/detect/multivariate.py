@@ -41,7 +41,7 @@ from edgeslm.detect.base import SCORE_CAP
 _SQRT1_2 = 1.0 / math.sqrt(2.0)
 POT_TAIL = 0.1  # fraction of recent normal F values above the peaks-over-threshold level
 CALIB_EVERY = 10  # rows between refits of the empirical tail
-CALIB_RARITY = 1e-4  # rows rarer than this (after the first window) do not teach the empirical tail
+CALIB_RARITY = 1e-4  # rows rarer than this do not teach the empirical tail
 
 
 def chi2_tail(t2: float, dof: int) -> float:
@@ -203,7 +203,7 @@ class Hotelling:
         self.p = p = self.tail(t2)
         if not self._filled or t2 < self._t2_keep:
             self._held = []
-            if self.calibration_window and (p > CALIB_RARITY or not self._filled):
+            if self.calibration_window and p > CALIB_RARITY:
                 # as an F value, so that rows scored against a young window compare with later ones
                 self._cal[self._cal_i] = t2 / self._f[0]
                 self._cal_i = (self._cal_i + 1) % self.calibration_window
