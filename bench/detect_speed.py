@@ -42,9 +42,13 @@ def main() -> int:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--samples", type=int, default=400_000, help="timed samples (default 400000)")
     p.add_argument("--no-context", action="store_true", help="without the novelty detector (to see its cost)")
-    p.add_argument("--context-orders", type=int, default=0, help="novelty detector's orders (default 0)")
+    p.add_argument("--context-orders", type=int, default=None, help="novelty detector's orders (default: the "
+                   "shipped default)")
     args = p.parse_args()
-    detect = DetectSettings(context={"enabled": not args.no_context, "orders": args.context_orders})
+    ctx: dict[str, object] = {"enabled": not args.no_context}
+    if args.context_orders is not None:
+        ctx["orders"] = args.context_orders
+    detect = DetectSettings(context=ctx)
     engine = DetectionEngine(detect, AlarmSettings(), {})
     warm = make(100_000, seed=1)
     engine.process_many(warm)
