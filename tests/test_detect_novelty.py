@@ -40,19 +40,16 @@ def test_orders1_hot_path_equals_score_then_learn(support: int, capacity: int) -
 
 
 def test_hole_and_fresh_flags() -> None:
+    # the flags describe the step that update() just scored as novel
     det = ContextNovelty(orders=1, warmup=150)
-    xs = _staircase(1000)
-    for x in xs:
+    for x in _staircase(1000):
         det.update(x)
-    assert not det.fresh and not det.hole
     # a value between the visited levels 50 and 55 (in its own never-visited level): fresh and inside
-    det.update(52.5)
-    assert det.fresh and det.hole
-    det.update(52.5)
-    assert not det.fresh and not det.hole
+    assert det.update(52.5) == 1.0 and det.fresh and det.hole
+    # staying there: a new transition (52.5 -> 52.5) of a level now known
+    assert det.update(52.5) == 1.0 and not det.fresh and not det.hole
     # a new extreme (outside the visited levels, inside the range's margin) is fresh but not a hole
-    det.update(64.0)
-    assert det.fresh and not det.hole
+    assert det.update(64.0) == 1.0 and det.fresh and not det.hole
 
 
 def test_a_novel_transition_between_known_levels_alone_raises_nothing() -> None:

@@ -60,8 +60,10 @@ class ContextNovelty(Detector):
         self._filled = 0  # how many symbols _hist holds (after a restart it refills)
         self._vlo = 64  # lowest and highest level visited since the table (re)started (64 / -1: none yet)
         self._vhi = -1
-        self.fresh = False  # set by update(): the sample's level had never been visited ...
-        self.hole = False  # ... and lies between visited levels (a gap inside the range, not a new extreme)
+        # Set by update() when it returns a novel score (only then meaningful): the sample's level had never
+        # been visited, and it lies between visited levels (a gap inside the range, not a new extreme).
+        self.fresh = False
+        self.hole = False
         self._table: dict[int, int] = {}
         self._last = 0.0  # warm-up only: previous value and the |steps| so far
         self._steps: list[float] = []
@@ -155,18 +157,18 @@ class ContextNovelty(Detector):
                 self.hole = self._vlo < sym < self._vhi
                 self._vlo = min(self._vlo, sym)
                 self._vhi = max(self._vhi, sym)
-            else:
-                self.fresh = self.hole = False
             if not orders:
                 if c is None:
                     t[key] = 1
                     return 1.0
                 t[key] = c + 1
-                return 0.0
+                return 0.0  # (fresh/hole are left as they were: not meaningful on a score of 0)
             tkey = (((self._hist << _BITS) | sym) << 4) | 1
             ct = t.get(tkey)
             if c is None:
                 c = 0
+            elif ct is None:
+                self.fresh = self.hole = False
             sup = self.support
             s = 0.0 if ct is not None or (sup and c < sup) else 1.0
             t[key] = c + 1
