@@ -81,7 +81,8 @@ class ContextSettings(Section):
     orders: int = Field(1, ge=0, le=6, description="0: new levels only. k >= 1: also contexts of up to k "
                         "samples whose continuation is learnt (1: a level never seen after the previous level). "
                         "With threshold 0.75, 2 flags the same steps as 1; 1 has the faster hot path.")
-    warmup: int = Field(150, ge=10, description="Samples that fix the value range before the detector scores.")
+    warmup: int = Field(250, ge=10, description="Samples that fix the value range before the detector scores "
+                        "(longer than the other warm-ups: the level bands should span the signal's usual range).")
     threshold: float = Field(0.75, gt=0, le=1, description="Fraction of contexts with a new continuation at "
                              "which a sample counts as anomalous.")
     support: int = Field(0, ge=0, description="With > 0, only a level seen at least this often can be novel "
