@@ -29,6 +29,7 @@ restore continues bit for bit.
 
 from __future__ import annotations
 
+import base64
 import math
 from collections.abc import Sequence
 from statistics import NormalDist
@@ -234,13 +235,13 @@ class Hotelling:
         return max(p_f, POT_TAIL * math.exp((u - f) / beta) if f > u else POT_TAIL)
 
     def get_state(self) -> dict[str, Any]:
-        rows = np.roll(self._buf, -self._i, axis=0)[-self._n:] if self._n == self.window else self._buf[: self._n]
+        # Arrays packed (base64 of little-endian doubles): the row window is most of an asset's state file.
         fit = (None if self._prec is None or self._mu is None or self._isd is None else
                {"mu": self._mu.tolist(), "isd": self._isd.tolist(), "prec": self._prec.tolist()})
-        return {"dim": self.dim, "rows": rows.tolist(), "held": self._held, "window": self.window,
-                "buf": self._buf[: self._n].tolist(), "i": self._i, "since_fit": self._since_fit,
+        return {"dim": self.dim, "held": self._held, "window": self.window,
+                "buf": _pack(self._buf[: self._n]), "i": self._i, "since_fit": self._since_fit,
                 "filled": self._filled, "z": None if self._z is None else self._z.tolist(), "fit": fit,
-                "calibration_window": self.calibration_window, "cal": self._cal[: self._cal_n].tolist(),
+                "calibration_window": self.calibration_window, "cal": _pack(self._cal[: self._cal_n]),
                 "cal_i": self._cal_i, "since_cal": self._since_cal,
                 "pot": None if self._pot is None else list(self._pot)}
 
@@ -250,7 +251,7 @@ class Hotelling:
         self._held = [list(map(float, h)) for h in state.get("held", [])]
         z = state.get("z")
         self._z = None if z is None else np.asarray(z, dtype=float)
-        cal = [float(v) for v in state.get("cal", [])]
+        cal = _unpack(state.get("cal", [])).tolist()
         same_cal = state.get("calibration_window") == self.calibration_window
         if not same_cal:  # oldest first, the newest that fit
             j = int(state.get("cal_i", 0))
@@ -258,11 +259,12 @@ class Hotelling:
         self._cal_n = len(cal)
         self._cal[: self._cal_n] = cal
         self._cal_i = int(state["cal_i"]) if same_cal else self._cal_n % max(self.calibration_window, 1)
-        if state.get("window") == self.window and "buf" in state:
+        buf = _unpack(state["buf"]).reshape(-1, self.dim) if "buf" in state else None
+        if state.get("window") == self.window and buf is not None:
             # Same layout: restore exactly (the fit and the empirical tail as they were), keep the schedules.
-            self._n = len(state["buf"])
+            self._n = len(buf)
             if self._n:
-                self._buf[: self._n] = np.asarray(state["buf"], dtype=float)
+                self._buf[: self._n] = buf
             self._i = int(state["i"])
             self._filled = bool(state.get("filled", self._n == self.window))
             self._prec = None
@@ -286,7 +288,25 @@ class Hotelling:
         self._n = self._i = 0
         self._prec = None
         self._filled = False
-        for r in state["rows"][-self.window:]:
+        if "rows" in state:  # written before the state was packed
+            rows = np.asarray(state["rows"], dtype=float).reshape(-1, self.dim)
+        elif buf is not None and len(buf) == int(state["window"]):
+            rows = np.roll(buf, -int(state["i"]), axis=0)  # oldest first
+        else:
+            rows = buf if buf is not None else np.empty((0, self.dim))
+        for r in rows[-self.window:]:
             self._push(np.asarray(r, dtype=float))
         self._filled = self._filled or bool(state.get("filled", False))
         self._fit_calibration()
+
+
+def _pack(a: np.ndarray) -> str:
+    """A float array as base64 of little-endian doubles (the state file's compact form)."""
+    return base64.b64encode(np.ascontiguousarray(a, dtype="<f8").tobytes()).decode("ascii")
+
+
+def _unpack(v: str | list[Any]) -> np.ndarray:
+    """Inverse of `_pack`; a plain (nested) list is what older state files hold."""
+    if isinstance(v, list):
+        return np.asarray(v, dtype=float).ravel() if v else np.empty(0)
+    return np.frombuffer(base64.b64decode(v.encode("ascii"), validate=True), dtype="<f8").astype(float)
