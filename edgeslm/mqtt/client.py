@@ -79,6 +79,10 @@ class MqttLink:
         self.on_connected: list[Callable[[], None]] = []
         self.on_disconnected: list[Callable[[], None]] = []
         self.connected = threading.Event()
+        # Set once the broker has acknowledged this connection's subscriptions (at once when there are none):
+        # a message published before that is not delivered to us.
+        self.subscribed = threading.Event()
+        self._sub_mid: int | None = None
         self._auth_logged = False
         self._stopping = False
         # TCP/TLS failures repeat on every retry: log the first, then once a minute with a count.
@@ -144,7 +148,9 @@ class MqttLink:
         self.connected.clear()
 
     def wait_connected(self, timeout: float) -> bool:
-        return self.connected.wait(timeout)
+        """Connected and, for a subscribing session, its subscriptions acknowledged (SUBACK)."""
+        deadline = time.monotonic() + timeout
+        return self.connected.wait(timeout) and self.subscribed.wait(max(0.0, deadline - time.monotonic()))
 
     def update_subscriptions(self, subscriptions: list[Any]) -> None:
         """Live reload: drop filters no longer configured, add new ones (also re-sent on every connect)."""
@@ -194,8 +200,11 @@ class MqttLink:
             # Subscriptions are re-sent on every connect: a broker that lost our session would
             # otherwise deliver nothing, silently.
             subs = list(self._subs)
+            self.subscribed.clear()
             if self._on_message is not None and subs:
-                client.subscribe(subs)
+                self._sub_mid = client.subscribe(subs)[1]
+            else:
+                self.subscribed.set()
             if self._birth:
                 client.publish(self.status_topic, self._status_payload("online"), qos=1, retain=True)
             self.connected.set()
@@ -223,6 +232,7 @@ class MqttLink:
         try:
             was = self.connected.is_set()
             self.connected.clear()
+            self.subscribed.clear()
             if was and self._stopping:
                 log.info("mqtt_disconnected", reason="stopping")
             elif was:
@@ -252,5 +262,7 @@ class MqttLink:
             bad = [str(rc) for rc in rcs if rc.is_failure]
             if bad:
                 log.error("mqtt_subscribe_refused", reasons=bad)
+            if mid == self._sub_mid:
+                self.subscribed.set()  # refused filters are logged above; the others are live
         except Exception:
             log.exception("mqtt_on_subscribe_error")
