@@ -34,14 +34,16 @@ from edgeslm.mqtt.localbroker import LocalBroker
 
 # The flood runs in its own process (as a misbehaving device would): in the bench's process it would starve the
 # status watcher of the GIL. It publishes at QoS 0 as fast as it can, for its own devices (f0, f1, ...: their
-# samples do not interleave with the steady publisher's, which the daemon would reject as non-monotonic), with 10
-# signals a message so the daemon's detectors, not the flooder, are the bottleneck; a QoS 1 publish every 500
+# samples do not interleave with the steady publisher's, which the daemon would reject as non-monotonic), with
+# --flood-signals signals a message (30: on a quiet machine 10 were not always more than the daemon could score)
+# so the daemon's detectors, not the flooder, are the bottleneck; a QoS 1 publish every 500
 # messages, waited for, keeps paho's in-memory queue (the flooder's own memory) bounded.
 FLOOD = r"""
 import json, random, sys, time
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
-host, port, seconds, assets = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
+host, port, seconds, assets, signals = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), \
+    int(sys.argv[5])
 c = paho.Client(CallbackAPIVersion.VERSION2)
 c.connect(host, port)
 c.loop_start()
@@ -50,7 +52,7 @@ end = time.monotonic() + seconds
 i = 0
 while time.monotonic() < end:
     body = {"ts": round(time.time(), 3)}
-    body.update({f"s{k}": round(50 + rng.gauss(0, 1), 3) for k in range(10)})
+    body.update({f"s{k}": round(50 + rng.gauss(0, 1), 3) for k in range(signals)})
     i += 1
     c.publish(f"soak/f{i % assets}/telemetry", json.dumps(body), qos=1 if i % 500 == 0 else 0)
     if i % 500 == 0:
@@ -99,6 +101,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--overload-every", type=float, default=600.0, help="seconds between flood phases (0 = none)")
     p.add_argument("--overload-s", type=float, default=60.0, help="length of each flood phase")
+    p.add_argument("--flood-signals", type=int, default=30, help="signals per flood message")
     a = p.parse_args()
     rng = random.Random(a.seed)
     a.out.mkdir(parents=True, exist_ok=True)
@@ -199,7 +202,8 @@ level = "error"
                 print(f"overload phase {phases}: a second publisher floods flat out for {a.overload_s:.0f} s",
                       flush=True)
                 flooder = subprocess.Popen([sys.executable, "-c", FLOOD, b.host, str(b.port), str(a.overload_s),
-                                            str(a.assets)], stdout=subprocess.PIPE, text=True)
+                                            str(a.assets), str(a.flood_signals)], stdout=subprocess.PIPE,
+                                           text=True)
                 flooding.set()
             if time.monotonic() >= next_fault and not flooding.is_set():
                 down = rng.uniform(5, 30)
