@@ -84,14 +84,21 @@ class _Multi:
         self.normal_run = 0
 
     def get_state(self) -> dict[str, Any]:
+        # The row being assembled too (last values, who has not reported yet): a restart mid-row continues it.
         return {"order": self.order, "det": self.det.get_state() if self.det else None, "bits": self.bits,
-                "normal_run": self.normal_run}
+                "normal_run": self.normal_run, "last": dict(self.last), "pending": sorted(self.pending),
+                "p": self.p, "contrib": dict(self.contrib)}
 
     def set_state(self, st: dict[str, Any]) -> None:
         if self.det is not None and st.get("det") is not None:
             self.det.set_state(st["det"])
         self.bits = int(st["bits"])
         self.normal_run = int(st["normal_run"])
+        known = set(self.order)
+        self.last = {k: float(v) for k, v in st.get("last", {}).items() if k in known}
+        self.pending = {k for k in st.get("pending", self.order) if k in known} | (known - set(self.last))
+        self.p = float(st.get("p", 1.0))
+        self.contrib = {k: float(v) for k, v in st.get("contrib", {}).items() if k in known}
 
 
 MV = "~multivariate"  # pseudo-signal name of the multivariate detector in an asset's abnormal set
