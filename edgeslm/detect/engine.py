@@ -505,17 +505,15 @@ class DetectionEngine:
                 "signals_stale": sum(1 for s in self._series.values() if s.stale)}
 
     def state(self) -> dict[str, Any]:
-        """Everything learnt, JSON-safe (no NaN/inf), for saving across restarts."""
-        return {"version": STATE_VERSION, "series": [s.get_state() for s in self._series.values()],
-                "alarms": {a: al.get_state() for a, al in self._alarms.items()},
-                "multi": {a: m.get_state() for a, m in self._multi.items()},
-                "counters": {"samples": self._samples, "rejected": self._rejected, "events": self._events}}
+        """Everything learnt, JSON-safe (no NaN/inf), for saving across restarts: `state_json`, parsed."""
+        return json.loads("".join(self.state_json()))
 
     def state_json(self) -> Iterator[str]:
-        """`state()` as JSON text in pieces, one series at a time, for writing to a file as it is made.
+        """The state document as JSON text in pieces, one series at a time, for writing to a file as it is made.
 
         Building the whole state first holds every window of every series as Python objects at once (tens
         of MB at a few thousand series, a peak RSS the rest of the time does not need); this holds one.
+        It is the one definition of the document's layout; `state()` parses it.
         """
         dump = functools.partial(json.dumps, allow_nan=False, separators=(",", ":"))
         yield f'{{"version":{STATE_VERSION},"series":['

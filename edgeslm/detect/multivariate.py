@@ -29,7 +29,6 @@ restore continues bit for bit.
 
 from __future__ import annotations
 
-import base64
 import math
 from collections.abc import Sequence
 from statistics import NormalDist
@@ -38,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from edgeslm.detect.base import SCORE_CAP
+from edgeslm.detect.rolling import pack, unpack
 
 _SQRT1_2 = 1.0 / math.sqrt(2.0)
 POT_TAIL = 0.1  # fraction of recent normal F values above the peaks-over-threshold level
@@ -300,13 +300,13 @@ class Hotelling:
         self._fit_calibration()
 
 
+
 def _pack(a: np.ndarray) -> str:
-    """A float array as base64 of little-endian doubles (the state file's compact form)."""
-    return base64.b64encode(np.ascontiguousarray(a, dtype="<f8").tobytes()).decode("ascii")
+    return pack(np.ascontiguousarray(a, dtype=float).tobytes())
 
 
 def _unpack(v: str | list[Any]) -> np.ndarray:
     """Inverse of `_pack`; a plain (nested) list is what older state files hold."""
     if isinstance(v, list):
         return np.asarray(v, dtype=float).ravel() if v else np.empty(0)
-    return np.frombuffer(base64.b64decode(v.encode("ascii"), validate=True), dtype="<f8").astype(float)
+    return np.frombuffer(unpack(v), dtype=float)

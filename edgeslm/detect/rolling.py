@@ -15,12 +15,14 @@ from bisect import bisect_left, insort
 from typing import Any
 
 
-def pack(a: array) -> str:
-    """A float array as base64 of little-endian doubles: 10.7 bytes a value in the state file instead of
-    ~19 as JSON numbers, and one string object while saving instead of a float object per value."""
-    if sys.byteorder == "big":
+def pack(a: array | bytes) -> str:
+    """Doubles (an array('d'), or their native-order bytes, e.g. a numpy array's `tobytes()`) as base64 of
+    little-endian doubles: 10.7 bytes a value in the state file instead of ~19 as JSON numbers, and one
+    string object while saving instead of a float object per value."""
+    if isinstance(a, bytes) or sys.byteorder == "big":
         a = array("d", a)
-        a.byteswap()
+        if sys.byteorder == "big":
+            a.byteswap()
     return base64.b64encode(a.tobytes()).decode("ascii")
 
 
@@ -120,20 +122,20 @@ class RollingMoments:
     def set_state(self, state: dict[str, Any]) -> None:
         if "buf" not in state:  # only "values" (an old state file)
             values = [float(v) for v in state["values"]]
+        elif int(state["window"]) != self.window:
+            saved = RollingMoments(int(state["window"]))  # restored as it was, then read oldest first
+            saved.set_state(state)
+            values = saved.values()
         else:
             buf = unpack(state["buf"])
-            if len(buf) > int(state["window"]):
+            if len(buf) > self.window:
                 raise ValueError("rolling window state holds more values than its window")
-            if state.get("window") == self.window:
-                self._buf = buf
-                self.n = len(buf)
-                self._i = int(state["i"])
-                self._k, self._s, self._ss = float(state["k"]), float(state["s"]), float(state["ss"])
-                self._since = int(state["since"])
-                return
-            i, k = int(state["i"]), float(state["k"])
-            ring = buf[i:] + buf[:i] if len(buf) == int(state["window"]) else buf
-            values = [d + k for d in ring]
+            self._buf = buf
+            self.n = len(buf)
+            self._i = int(state["i"])
+            self._k, self._s, self._ss = float(state["k"]), float(state["s"]), float(state["ss"])
+            self._since = int(state["since"])
+            return
         # A changed window size: the newest values that fit are kept.
         self.clear()
         for v in values[-self.window:]:
