@@ -135,8 +135,7 @@ level = "error"
     pub.connect_async(b.host, b.port)
     pub.loop_start()
     stop = threading.Event()
-    flooding = threading.Event()
-    flooder: subprocess.Popen[str] | None = None
+    flooder: subprocess.Popen[str] | None = None  # the flood phase's process, None between phases
     flood_sent = 0
     restarts = 0
 
@@ -181,20 +180,19 @@ level = "error"
                    "samples_scored": scored, "bad_payloads": c.get("bad_payloads", 0),
                    "dropped": watch.last.get("ingest", {}).get("dropped_oldest", 0),
                    "outbox_queued": watch.last.get("outbox", {}).get("queued", 0),
-                   "overload": int(flooding.is_set())}
+                   "overload": int(flooder is not None)}
             rows.append(row)
             print(json.dumps(row), flush=True)
             now = time.monotonic()
-            if flooding.is_set() and now >= flood_end:
-                flooding.clear()
-                if flooder is not None:
-                    out_s, _ = flooder.communicate(timeout=60)
-                    flood_sent += int(out_s.split()[0]) if out_s.strip() else 0
+            if flooder is not None and now >= flood_end:
+                out_s, _ = flooder.communicate(timeout=60)
+                flooder = None
+                flood_sent += int(out_s.split()[0]) if out_s.strip() else 0
                 status_in_overload += watch.received - flood_mark[0]
                 scored_in_overload += scored - flood_mark[1]
                 print(f"overload phase {phases} ended: {watch.received - flood_mark[0]} status messages, "
                       f"{scored - flood_mark[1]} samples scored during it", flush=True)
-            elif not flooding.is_set() and now >= flood_at and now + a.overload_s < start + a.duration:
+            elif flooder is None and now >= flood_at and now + a.overload_s < start + a.duration:
                 phases += 1
                 flood_mark = (watch.received, scored)
                 flood_end = now + a.overload_s
@@ -204,8 +202,7 @@ level = "error"
                 flooder = subprocess.Popen([sys.executable, "-c", FLOOD, b.host, str(b.port), str(a.overload_s),
                                             str(a.assets), str(a.flood_signals)], stdout=subprocess.PIPE,
                                            text=True)
-                flooding.set()
-            if time.monotonic() >= next_fault and not flooding.is_set():
+            if time.monotonic() >= next_fault and flooder is None:
                 down = rng.uniform(5, 30)
                 print(f"fault: broker down for {down:.0f} s", flush=True)
                 b.stop()
