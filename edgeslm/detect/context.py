@@ -40,7 +40,7 @@ class ContextNovelty(Detector):
 
     name = "context"
 
-    def __init__(self, levels: int = 8, orders: int = 0, warmup: int = 150, threshold: float = 0.75,
+    def __init__(self, levels: int = 8, orders: int = 1, warmup: int = 250, threshold: float = 0.75,
                  capacity: int = 8192, support: int = 0, noise: float = 2.0) -> None:
         if not 2 <= levels <= 14:
             raise ValueError("levels must be within 2..14")
