@@ -7,10 +7,14 @@ of Hotelling T2 on smoothed rows, edgeslm/detect/multivariate.py, beyond alarm.r
 the alarm stage's hysteresis: from the first anomalous row until the alarm would clear. Outlier metrics over
 all scored rows: F1, FAR (false alarm rate, FP / negatives) and MAR (missed alarm rate, FN / positives).
 Also printed: where the false alarms are (normal rows before the file's fault, after it), the full engine's
-alarm state (all detectors); with --per-file, each file's false and missed rows and detection delay. The
-NAB-style changepoint score is not computed here.
+alarm state (all detectors); with --per-file, each file's false and missed rows and detection delay.
+Changepoint metric: SKAB's NAB-style score (edgeslm/detect/skabscore.py) of the changepoints predicted from
+the same row predictions (SKAB's baseline convention: the start and the end of every predicted segment)
+against the `changepoint` column of the scored rows, 60 s windows right of each labelled changepoint;
+standard / low FP / low FN profiles. --dump-cp DIR writes each file's scored rows (time, labelled and
+predicted changepoints) as CSV, to re-score them with SKAB's own tooling.
 
-Run from the repo root:  .venv/bin/python bench/skab.py [--data ../shared/data/skab] [--per-file]
+Run from the repo root:  .venv/bin/python bench/skab.py [--data ../shared/data/skab] [--per-file] [--dump-cp DIR]
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from _common import SHARED_DATA, final_json, machine, parser
 
 from edgeslm.detect.engine import DetectionEngine
+from edgeslm.detect.skabscore import FileResult, changepoints, score_corpus, score_file
 from edgeslm.models import Sample
 from edgeslm.settings import AlarmSettings, DetectSettings
 
@@ -37,6 +42,14 @@ LEADERBOARD = [("Perfect detector", 1.0, 0.0, 0.0), ("Conv-AE", 0.78, 13.55, 28.
                ("MSET", 0.78, 39.73, 14.13), ("T-squared+Q (PCA-based)", 0.76, 26.62, 24.92),
                ("LSTM-AE", 0.74, 29.96, 25.92), ("T-squared", 0.66, 19.21, 42.60),
                ("Isolation forest", 0.29, 2.56, 82.89), ("Null detector", 0.0, 0.0, 100.0)]
+# Published SKAB leaderboard, changepoint detection (NAB standard / LowFP / LowFN; 60 s windows right of each
+# changepoint, test part only), SKAB README at commit b2c0d46c2971dcbfe71e26087b6d231998bb91c2 (2024-08-11).
+CP_LEADERBOARD = [("Perfect detector", 100.0, 100.0, 100.0), ("MSCRED", 32.42, 16.53, 40.28),
+                  ("Isolation forest", 26.16, 19.5, 30.82), ("T-squared+Q (PCA-based)", 25.35, 14.51, 31.33),
+                  ("Conv-AE", 23.61, 21.54, 27.55), ("LSTM-AE", 23.51, 20.11, 25.91),
+                  ("T-squared", 19.54, 10.2, 24.31), ("MSET", 13.84, 10.22, 17.37),
+                  ("Vanilla AE", 11.41, 6.53, 13.91), ("Vanilla LSTM", 11.31, -3.8, 17.25),
+                  ("ArimaFD", -0.09, -0.17, -0.06), ("Null detector", 0.0, 0.0, 0.0)]
 
 
 def _files(data: Path) -> list[Path]:
@@ -55,6 +68,8 @@ def metrics(truth: list[int], pred: list[int]) -> tuple[float, float, float]:
 def main() -> int:
     ap = parser(__doc__.splitlines()[0], data=SHARED_DATA / "skab")
     ap.add_argument("--per-file", action="store_true", help="false/missed rows and detection delay per file")
+    ap.add_argument("--dump-cp", type=Path, metavar="DIR",
+                    help="write each file's scored rows (datetime;changepoint;pred;pred_cp) to DIR/<dir>_<file>.csv")
     args = ap.parse_args()
     engine = DetectionEngine(DetectSettings(), AlarmSettings(), {})
     raise_p = 1.0 - engine.alarm.raise_likelihood
@@ -66,6 +81,10 @@ def main() -> int:
     rows_total = 0
     fp_before = fp_after = neg_before = neg_after = 0
     per_file: list[str] = []
+    cp_mv: list[FileResult] = []
+    cp_alarm: list[FileResult] = []
+    if args.dump_cp:
+        args.dump_cp.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     for path in _files(args.data):
         asset = f"{path.parent.name}/{path.stem}"
@@ -75,6 +94,8 @@ def main() -> int:
         held = False
         normal = 0
         first = len(truth)
+        times: list[float] = []
+        truth_cp: list[int] = []
         for i, r in enumerate(rows):
             ts = datetime.fromisoformat(r["datetime"]).replace(tzinfo=UTC).timestamp()
             for s in signals:
@@ -88,10 +109,21 @@ def main() -> int:
                 if normal >= clear_after:
                     held = False
             if i >= TRAIN_ROWS:
+                times.append(ts)
+                truth_cp.append(int(float(r["changepoint"])))
                 truth.append(int(float(r["anomaly"])))
                 pred_mv.append(int(held))
                 pred_alarm.append(int(engine.alarm_open(asset) is not None))
         rows_total += len(rows)
+        pred_cp = changepoints(pred_mv[first:])
+        cp_mv.append(score_file(times, truth_cp, pred_cp))
+        cp_alarm.append(score_file(times, truth_cp, changepoints(pred_alarm[first:])))
+        if args.dump_cp:
+            with (args.dump_cp / f"{path.parent.name}_{path.stem}.csv").open("w", newline="") as f:
+                w = csv.writer(f, delimiter=";")
+                w.writerow(["datetime", "changepoint", "pred", "pred_cp"])
+                w.writerows(zip((r["datetime"] for r in rows[TRAIN_ROWS:]), truth_cp, pred_mv[first:], pred_cp,
+                                strict=True))
         t, pr = truth[first:], pred_mv[first:]
         on = [k for k, v in enumerate(t) if v]
         a0, a1 = (on[0], on[-1]) if on else (len(t), len(t))
@@ -116,7 +148,22 @@ def main() -> int:
     for name, a, b, c in sorted(board, key=lambda r: -r[1]):
         mark = "  <--" if name.startswith("edgeslm") else ""
         print(f"{name:<28}{a:>6.2f}{b:>8.2f}{c:>8.2f}{mark}")
-    final_json({"f1": round(f1, 4), "far": round(far / 100.0, 4), "mar": round(mar / 100.0, 4)})
+    nab = score_corpus(cp_mv)
+    nab_a = score_corpus(cp_alarm)
+    n_win = sum(f.n_windows for f in cp_mv)
+    print(f"\nchangepoints (SKAB NAB-style, {n_win} labelled in the scored rows, 60 s windows to their right): "
+          f"multivariate {sum(len(f.tp_pos) for f in cp_mv)} detected, {sum(f.n_fn for f in cp_mv)} missed, "
+          f"{sum(f.n_fp for f in cp_mv)} false")
+    print(f"{'algorithm':<28}{'NAB std':>9}{'low FP':>9}{'low FN':>9}")
+    cp_board = [*CP_LEADERBOARD,
+                ("edgeslm multivariate", *(nab[p].normalized for p in ("standard", "low_fp", "low_fn"))),
+                ("edgeslm engine alarms", *(nab_a[p].normalized for p in ("standard", "low_fp", "low_fn")))]
+    for name, a, b, c in sorted(cp_board, key=lambda r: -r[1]):
+        mark = "  <--" if name.startswith("edgeslm") else ""
+        print(f"{name:<28}{a:>9.2f}{b:>9.2f}{c:>9.2f}{mark}")
+    final_json({"f1": round(f1, 4), "far": round(far / 100.0, 4), "mar": round(mar / 100.0, 4),
+                "nab_standard": round(nab["standard"].normalized, 4), "nab_low_fp": round(nab["low_fp"].normalized, 4),
+                "nab_low_fn": round(nab["low_fn"].normalized, 4)})
     return 0
 
 
