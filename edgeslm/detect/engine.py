@@ -116,7 +116,9 @@ class _Series:
         "ctx_calib",
         "dets",
         "dt",
+        "fire_n",
         "fired",
+        "gate_by",
         "hole_n",
         "last_ts",
         "limit",
@@ -159,6 +161,8 @@ class _Series:
         self.stale = False
         self.nab = 0.0  # NAB export: surprise score on the sample that raised/escalated an alarm, else 0
         self.hole_n = -(10**9)  # sample number (n) of the last never-visited level inside the range
+        self.fire_n = -(10**9)  # sample number (n) of the last sample with a detector beyond its threshold
+        self.gate_by: tuple[str, ...] = ()  # the detectors beyond their threshold on that sample
         self.raises: list[int] = []  # sample numbers (n) of this series' raises in the last long_window
 
     def evidence(self, cfg: DetectSettings) -> SignalEvidence:
@@ -186,7 +190,7 @@ class _Series:
         return {"asset": self.asset, "signal": self.signal, "n": self.n, "last_ts": self.last_ts, "dt": self.dt,
                 "recent": r[self.ri:] + r[: self.ri], "bits": self.bits, "normal_run": self.normal_run,
                 "stale": self.stale, "calib": self.calib.get_state(), "raises": list(self.raises),
-                "hole_n": self.hole_n,
+                "hole_n": self.hole_n, "fire_n": self.fire_n, "gate_by": list(self.gate_by),
                 "detectors": {name: d.get_state() for d, _, name in self.dets},
                 "context": ({"det": self.cnov.get_state(), "calib": self.ctx_calib.get_state()}
                             if self.cnov is not None and self.ctx_calib is not None else None)}
@@ -202,6 +206,8 @@ class _Series:
         self.stale = bool(st["stale"])
         self.raises = [int(v) for v in st.get("raises", ())]
         self.hole_n = int(st.get("hole_n", -(10**9)))
+        self.fire_n = int(st.get("fire_n", -(10**9)))
+        self.gate_by = tuple(str(v) for v in st.get("gate_by", ()))
         self.calib.set_state(st["calib"])
         cs = st.get("context")
         if cs is not None and self.cnov is not None and self.ctx_calib is not None:
@@ -235,6 +241,7 @@ class DetectionEngine:
         self._ew = detect.evidence_window
         self._lw = detect.likelihood.long_window
         self._csw = detect.context.short_window
+        self._gw = detect.likelihood.short_window
 
     def _ctx(self, asset: str, signal: str) -> SignalContext:
         a = self.assets.get(asset)
@@ -293,7 +300,18 @@ class DetectionEngine:
         # The gate (below) is opened by a detector beyond its own threshold or by a never-visited level (for
         # short_window samples after one inside the visited range); a novel transition otherwise only makes the
         # sample rarer (plain noise makes new transitions at its rare tail levels, new extremes come one by one).
-        gate = bool(fired) or not ser.dets
+        if fired:
+            ser.fire_n = ser.n
+            ser.gate_by = fired
+            gate = True
+        elif ser.n - ser.fire_n < self._gw:
+            # The likelihood averages the last short_window raw scores, so a lone spike's sample is often not yet
+            # rare while the next ones are: the gate stays open as long as the spike is in that average, and the
+            # detectors that opened it are the ones named in the evidence.
+            fired = ser.gate_by
+            gate = True
+        else:
+            gate = not ser.dets
         p = ser.calib.update(raw)
         cn = ser.cnov
         if cn is not None:
