@@ -7,7 +7,15 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from edgeslm.detect.nabscore import best_threshold, scaled_sigmoid, score_at, sweep_points
+from edgeslm.detect.nabscore import (
+    PROFILES,
+    best_threshold,
+    scaled_sigmoid,
+    score_at,
+    score_corpus,
+    sweep_points,
+    windows_from_labels,
+)
 
 COST = {"tpWeight": 1.0, "fnWeight": 1.0, "fpWeight": 0.11, "tnWeight": 1.0}
 T0 = datetime(2020, 1, 1)
@@ -79,3 +87,28 @@ def test_sweep_matches_fixed_threshold_scoring() -> None:
     assert score_at(pts, COST, thr) == pytest.approx(raw)
     for t in (0.1, 0.5, 0.9, 0.999):
         assert score_at(pts, COST, t) <= raw + 1e-9
+
+
+def test_windows_from_labels_follow_nabs_labeller_rules() -> None:
+    ts = _ts(1000)
+    # one label: 10 % of the file wide (100 rows), centred on it
+    assert windows_from_labels(ts, [ts[500]]) == [(ts[450], ts[550])]
+    # two labels share the 10 %: 50 rows each; a window near the end is clipped to the file
+    assert windows_from_labels(ts, [ts[400], ts[990]]) == [(ts[375], ts[425]), (ts[965], ts[999])]
+    # a first window starting inside the probationary part (15 % = 150 rows) is dropped
+    assert windows_from_labels(ts, [ts[160], ts[700]]) == [(ts[700 - 25], ts[700 + 25])]
+    # overlapping windows merge into one
+    assert windows_from_labels(ts, [ts[500], ts[520]]) == [(ts[475], ts[545])]
+    assert windows_from_labels(ts, []) == []
+
+
+def test_score_corpus_normalises_null_to_zero_and_perfect_to_one_hundred() -> None:
+    ts = _ts(1000)
+    wins = {"a/x.csv": [(ts[450], ts[550])], "a/quiet.csv": []}
+    perfect = {"a/x.csv": (ts, [1.0 if i == 450 else 0.0 for i in range(1000)]), "a/quiet.csv": (ts, [0.0] * 1000)}
+    null = {k: (t, [0.0] * len(t)) for k, (t, _) in perfect.items()}
+    assert set(score_corpus(perfect, wins)) == set(PROFILES)  # NAB v1.1's profiles when none is given
+    for prof in score_corpus(perfect, wins).values():
+        assert prof.normalized == pytest.approx(100.0, abs=0.01)
+    for prof in score_corpus(null, wins).values():
+        assert prof.normalized == pytest.approx(0.0)

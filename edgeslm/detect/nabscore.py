@@ -11,12 +11,9 @@ detector gets 0 and a perfect one 100.
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
 
 def scaled_sigmoid(pos: float) -> float:
@@ -41,7 +38,7 @@ def sweep_points(timestamps: list[datetime], scores: list[float], windows: list[
                  name: str, cost: dict[str, float], probation_percent: float = 0.15) -> list[Point]:
     """Per-row weighted scores as NAB's Sweeper.calcSweepScore computes them (probationary rows dropped)."""
     n = len(timestamps)
-    prob_len = min(math.floor(probation_percent * n), probation_percent * 5000)
+    prob_len = probation_rows(n, probation_percent)
     index = {}
     for i, t in enumerate(timestamps):
         index.setdefault(t, i)
@@ -122,31 +119,55 @@ class ProfileScore:
         return 100.0 * (self.raw - self.null) / (self.perfect - self.null)
 
 
-def load_results(results_dir: Path, detector: str, data_dir: Path) -> dict[str, tuple[list[datetime], list[float]]]:
-    """{'<category>/<file>.csv': (timestamps, anomaly scores)} read back from NAB-format result files."""
-    out: dict[str, tuple[list[datetime], list[float]]] = {}
-    for data_file in sorted(data_dir.glob("*/*.csv")):
-        rel = f"{data_file.parent.name}/{data_file.name}"
-        res = results_dir / detector / data_file.parent.name / f"{detector}_{data_file.name}"
-        with res.open(newline="") as f:
-            rows = list(csv.DictReader(f))
-        out[rel] = ([parse_ts(r["timestamp"]) for r in rows], [float(r["anomaly_score"]) for r in rows])
-    return out
+# NAB v1.1's config/profiles.json: the corpus's own file is used when there is one.
+PROFILES: dict[str, dict[str, dict[str, float]]] = {
+    "standard": {"CostMatrix": {"tpWeight": 1.0, "fnWeight": 1.0, "fpWeight": 0.11, "tnWeight": 1.0}},
+    "reward_low_FP_rate": {"CostMatrix": {"tpWeight": 1.0, "fnWeight": 1.0, "fpWeight": 0.22, "tnWeight": 1.0}},
+    "reward_low_FN_rate": {"CostMatrix": {"tpWeight": 1.0, "fnWeight": 2.0, "fpWeight": 0.11, "tnWeight": 1.0}},
+}
 
 
-def score_corpus(results: dict[str, tuple[list[datetime], list[float]]], windows_json: Path,
-                 profiles_json: Path) -> dict[str, ProfileScore]:
-    """Normalised NAB scores per profile, as NAB's optimize + score + normalize steps produce them."""
-    windows_raw = json.loads(windows_json.read_text())
-    profiles = json.loads(profiles_json.read_text())
-    n_windows = sum(len(v) for v in windows_raw.values())
+def probation_rows(n: int, probation_percent: float = 0.15) -> int:
+    return int(min(math.floor(probation_percent * n), probation_percent * 5000))
+
+
+def windows_from_labels(timestamps: list[datetime], labels: list[datetime], window_size: float = 0.10,
+                        probation_percent: float = 0.15) -> list[tuple[datetime, datetime]]:
+    """Anomaly windows for labelled anomaly timestamps by NAB's labeller rules (for a corpus that has
+    combined_labels.json but no combined_windows.json): each window is window_size x rows / anomalies wide,
+    centred on its label and clipped to the file; a first window starting inside the probationary part is
+    dropped; a window starting at or before the end of the one before it is merged into it (one pass, as
+    NAB's checkWindows does)."""
+    n = len(timestamps)
+    index = {t: i for i, t in reversed(list(enumerate(timestamps)))}
+    idx = [index[t] for t in labels]
+    width = int(window_size * n / len(idx)) if idx else 0
+    wins = [(timestamps[max(a - width // 2, 0)], timestamps[min(a + width // 2, n - 1)]) for a in idx]
+    if wins and wins[0][0] < timestamps[probation_rows(n, probation_percent)]:
+        del wins[0]
+    i = 0
+    while len(wins) - 1 > i:
+        if wins[i + 1][0] <= wins[i][1]:
+            wins[i] = (wins[i][0], wins[i + 1][1])
+            del wins[i + 1]
+        i += 1
+    return wins
+
+
+def score_corpus(results: dict[str, tuple[list[datetime], list[float]]],
+                 windows: dict[str, list[tuple[datetime, datetime]]],
+                 profiles: dict[str, dict[str, dict[str, float]]] | None = None) -> dict[str, ProfileScore]:
+    """Normalised NAB scores per profile, as NAB's optimize + score + normalize steps produce them.
+
+    `windows` holds every file of the corpus (a file without windows: an empty list); `results` the scores."""
+    n_windows = sum(len(v) for v in windows.values())
     out: dict[str, ProfileScore] = {}
-    for prof, spec in profiles.items():
+    for prof, spec in (profiles or PROFILES).items():
         cost = spec["CostMatrix"]
         pts: list[Point] = []
         null_pts: list[Point] = []
         for rel, (ts, scores) in results.items():
-            wins = [(parse_ts(a), parse_ts(b)) for a, b in windows_raw.get(rel, [])]
+            wins = windows.get(rel, [])
             pts.extend(sweep_points(ts, scores, wins, rel, cost))
             null_pts.extend(sweep_points(ts, [0.0] * len(ts), wins, rel, cost))
         thr, raw = best_threshold(pts, cost)
