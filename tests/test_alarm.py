@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import random
+from collections.abc import Callable
 
 import pytest
 
@@ -68,6 +69,16 @@ def test_n_of_m_ignores_an_isolated_spike() -> None:
     assert eng.process(samples[2000]) == []
     assert eng.surprise("pump", "temp") > 4  # flagged, but one of five is not three of five
     assert eng.process_many(samples[2001:]) == []
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_stuck_sensor_that_recovers_gives_one_episode_and_no_storm_after(seed: int) -> None:
+    """A sensor frozen at its last value for 500 samples, then live again: one flatline episode that clears
+    within a few samples of the recovery, and nothing after (the other detectors did not learn the constant)."""
+    events = [e for e in _engine().process_many(_stuck(seed=seed)) if e.state != AlarmState.UPDATED]
+    assert [e.state for e in events] == [AlarmState.RAISED, AlarmState.CLEARED]
+    assert "flatline" in events[0].detectors and 3000 < events[0].ts < 3100
+    assert 3500 <= events[1].ts <= 3520
 
 
 def test_cooldown_suppresses_a_quick_relapse() -> None:
@@ -141,15 +152,22 @@ def test_open_alarm_clears_by_time_when_the_signal_goes_quiet() -> None:
     assert [e.state for e in eng.tick(2200.0)] == [AlarmState.CLEARED]
 
 
-def test_state_round_trips_mid_episode_and_continues_identically() -> None:
-    samples = _excursion()
+def _stuck(n: int = 4500, seed: int = 1) -> list[Sample]:
+    samples = _noise(n, seed)
+    return [Sample(s.asset, s.signal, s.ts, samples[3000].value) if 3000 <= i < 3500 else s
+            for i, s in enumerate(samples)]
+
+
+@pytest.mark.parametrize(("make", "cut"), [(_excursion, 2020), (_stuck, 3200)], ids=["excursion", "stuck"])
+def test_state_round_trips_mid_episode_and_continues_identically(make: Callable[[], list[Sample]], cut: int) -> None:
+    samples = make()
     a = _engine()
-    a.process_many(samples[:2020])
+    a.process_many(samples[:cut])
     saved = json.loads(json.dumps(a.state(), allow_nan=False))
     b = _engine()
     b.load_state(saved)
     assert b.alarm_open("pump") == a.alarm_open("pump") is not None
-    ea, eb = a.process_many(samples[2020:]), b.process_many(samples[2020:])
+    ea, eb = a.process_many(samples[cut:]), b.process_many(samples[cut:])
     assert [(e.alarm_id, e.state, e.ts) for e in ea] == [(e.alarm_id, e.state, e.ts) for e in eb]
 
 

@@ -133,6 +133,7 @@ class _Series:
         "ri",
         "signal",
         "stale",
+        "stuck_x",
     )
 
     def __init__(self, asset: str, signal: str, cfg: DetectSettings, ctx: SignalContext) -> None:
@@ -161,6 +162,7 @@ class _Series:
         self.stale = False
         self.nab = 0.0  # NAB export: surprise score on the sample that raised/escalated an alarm, else 0
         self.hole_n = -(10**9)  # sample number (n) of the last never-visited level inside the range
+        self.stuck_x: float | None = None  # the value the flatline detector flagged on the last sample
         self.fire_n = -(10**9)  # sample number (n) of the last sample with a detector beyond its threshold
         self.gate_by: tuple[str, ...] = ()  # the detectors beyond their threshold on that sample
         self.raises: list[int] = []  # sample numbers (n) of this series' raises in the last long_window
@@ -191,6 +193,7 @@ class _Series:
                 "recent": r[self.ri:] + r[: self.ri], "bits": self.bits, "normal_run": self.normal_run,
                 "stale": self.stale, "calib": self.calib.get_state(), "raises": list(self.raises),
                 "hole_n": self.hole_n, "fire_n": self.fire_n, "gate_by": list(self.gate_by),
+                "stuck_x": self.stuck_x,
                 "detectors": {name: d.get_state() for d, _, name in self.dets},
                 "context": ({"det": self.cnov.get_state(), "calib": self.ctx_calib.get_state()}
                             if self.cnov is not None and self.ctx_calib is not None else None)}
@@ -208,6 +211,8 @@ class _Series:
         self.hole_n = int(st.get("hole_n", -(10**9)))
         self.fire_n = int(st.get("fire_n", -(10**9)))
         self.gate_by = tuple(str(v) for v in st.get("gate_by", ()))
+        sx = st.get("stuck_x")
+        self.stuck_x = None if sx is None else float(sx)
         self.calib.set_state(st["calib"])
         cs = st.get("context")
         if cs is not None and self.cnov is not None and self.ctx_calib is not None:
@@ -288,7 +293,13 @@ class DetectionEngine:
 
         raw = 0.0
         fired: tuple[str, ...] = ()
+        # While the flatline detector holds a stuck value, the other detectors neither score nor learn it: a
+        # frozen sensor's constant would otherwise become their baseline (spread ~0), and every sample after the
+        # sensor recovers would look like a spike (an alarm storm and an episode held for a window's length).
+        frozen = x == ser.stuck_x
         for det, thr, name in ser.dets:
+            if frozen and name != "flatline":
+                continue
             s = det.update(x, ts)
             if s is not None:
                 r = s / thr
@@ -296,6 +307,7 @@ class DetectionEngine:
                     raw = r
                 if r >= 1.0:
                     fired += (name,)
+        ser.stuck_x = x if fired and "flatline" in fired else None
         ser.raw = raw
         # The gate (below) is opened by a detector beyond its own threshold or by a never-visited level (for
         # short_window samples after one inside the visited range); a novel transition otherwise only makes the
