@@ -133,6 +133,7 @@ class _Series:
         "ri",
         "signal",
         "stale",
+        "stuck_dets",
         "stuck_x",
     )
 
@@ -141,6 +142,7 @@ class _Series:
         self.signal = signal
         self.ctx = ctx
         self.dets = [(d, d.threshold, d.name) for d in build_detectors(cfg)]
+        self.stuck_dets = [t for t in self.dets if t[2] == "flatline"]  # what runs on a stuck value
         lk = cfg.likelihood
         self.calib = AnomalyLikelihood(lk.long_window, lk.short_window, lk.warmup)
         self.cnov = build_context(cfg)
@@ -296,10 +298,7 @@ class DetectionEngine:
         # While the flatline detector holds a stuck value, the other detectors neither score nor learn it: a
         # frozen sensor's constant would otherwise become their baseline (spread ~0), and every sample after the
         # sensor recovers would look like a spike (an alarm storm and an episode held for a window's length).
-        frozen = x == ser.stuck_x
-        for det, thr, name in ser.dets:
-            if frozen and name != "flatline":
-                continue
+        for det, thr, name in ser.stuck_dets if x == ser.stuck_x else ser.dets:
             s = det.update(x, ts)
             if s is not None:
                 r = s / thr
