@@ -111,6 +111,7 @@ class _Series:
         "asset",
         "bits",
         "calib",
+        "calls",
         "cnov",
         "ctx",
         "ctx_calib",
@@ -133,7 +134,7 @@ class _Series:
         "ri",
         "signal",
         "stale",
-        "stuck_dets",
+        "stuck_calls",
         "stuck_x",
     )
 
@@ -142,7 +143,10 @@ class _Series:
         self.signal = signal
         self.ctx = ctx
         self.dets = [(d, d.threshold, d.name) for d in build_detectors(cfg)]
-        self.stuck_dets = [t for t in self.dets if t[2] == "flatline"]  # what runs on a stuck value
+        # What runs on each sample: every detector scores and learns; on a value the flatline detector holds as
+        # stuck the others only score it (score_one has no side effects), so it never enters their baselines.
+        self.calls = [(d.update, thr, name) for d, thr, name in self.dets]
+        self.stuck_calls = [(d.update if name == "flatline" else d.score_one, thr, name) for d, thr, name in self.dets]
         lk = cfg.likelihood
         self.calib = AnomalyLikelihood(lk.long_window, lk.short_window, lk.warmup)
         self.cnov = build_context(cfg)
@@ -295,11 +299,11 @@ class DetectionEngine:
 
         raw = 0.0
         fired: tuple[str, ...] = ()
-        # While the flatline detector holds a stuck value, the other detectors neither score nor learn it: a
+        # While the flatline detector holds a stuck value, the other detectors score it but do not learn it: a
         # frozen sensor's constant would otherwise become their baseline (spread ~0), and every sample after the
         # sensor recovers would look like a spike (an alarm storm and an episode held for a window's length).
-        for det, thr, name in ser.stuck_dets if x == ser.stuck_x else ser.dets:
-            s = det.update(x, ts)
+        for fn, thr, name in ser.stuck_calls if x == ser.stuck_x else ser.calls:
+            s = fn(x, ts)
             if s is not None:
                 r = s / thr
                 if r > raw:  # noqa: PLR1730 -- hot path: a compare is cheaper than a max() call
