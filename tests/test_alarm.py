@@ -81,6 +81,17 @@ def test_a_stuck_sensor_that_recovers_gives_one_episode_and_no_storm_after(seed:
     assert 3500 <= events[1].ts <= 3520
 
 
+def test_a_sensor_stuck_at_an_absurd_value_keeps_its_episode_open() -> None:
+    """The other detectors still score a stuck value (they only stop learning it): stuck at 0 on a 50 +- 1
+    signal, the episode raised at the first 0 stays open for well over a hundred samples (it lasted 42 when they
+    skipped the value: the flatline's raw score alone is not rare). The likelihood then gets used to the high raw
+    scores, as for any lasting anomaly, so it does not stay open for ever."""
+    samples = [Sample(s.asset, s.signal, s.ts, 0.0) if 3000 <= i < 3500 else s for i, s in enumerate(_noise(4500))]
+    events = [e for e in _engine().process_many(samples) if e.state != AlarmState.UPDATED]
+    assert events[0].state is AlarmState.RAISED and events[0].ts == 3000
+    assert events[1].state is AlarmState.CLEARED and events[1].ts > 3150
+
+
 def test_cooldown_suppresses_a_quick_relapse() -> None:
     samples = _excursion(4000, at=2000, length=30)
     relapse = [Sample(s.asset, s.signal, s.ts, s.value + (15.0 if 2060 <= i < 2080 else 0.0))
