@@ -107,9 +107,11 @@ def score_at(points: list[Point], cost: dict[str, float], threshold: float) -> f
 
 
 @dataclass(frozen=True, slots=True)
-class ProfileScore:
+class CorpusScore:
+    """A corpus's raw score with the null and perfect detectors' on the same corpus (NAB and SKAB's NAB-style
+    score normalise the same way)."""
+
     profile: str
-    threshold: float
     raw: float
     null: float
     perfect: float
@@ -117,6 +119,11 @@ class ProfileScore:
     @property
     def normalized(self) -> float:
         return 100.0 * (self.raw - self.null) / (self.perfect - self.null)
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileScore(CorpusScore):
+    threshold: float  # the swept threshold that gave `raw`
 
 
 # NAB v1.1's config/profiles.json: the corpus's own file is used when there is one.
@@ -172,5 +179,6 @@ def score_corpus(results: dict[str, tuple[list[datetime], list[float]]],
             null_pts.extend(sweep_points(ts, [0.0] * len(ts), wins, rel, cost))
         thr, raw = best_threshold(pts, cost)
         _, null = best_threshold(null_pts, cost)
-        out[prof] = ProfileScore(prof, thr, raw, null, n_windows * cost["tpWeight"])
+        out[prof] = ProfileScore(profile=prof, raw=raw, null=null, perfect=n_windows * cost["tpWeight"],
+                                 threshold=thr)
     return out

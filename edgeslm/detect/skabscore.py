@@ -36,6 +36,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 
+from edgeslm.detect.nabscore import CorpusScore
+
 # (A_tp, A_fp, A_fn) per profile, tsad's default table_of_coef (A_tn is unused by the score).
 PROFILES: dict[str, tuple[float, float, float]] = {
     "standard": (1.0, -0.11, -1.0),
@@ -107,18 +109,6 @@ def score_file(times: Sequence[float], truth_cp: Sequence[int], pred_cp: Sequenc
         nxt = wins[i + 1][0] if i + 1 < len(wins) else math.inf
         res.n_fp += sum(1 for t in pred_t if hi < t < nxt)
     return res
-
-
-@dataclass(frozen=True, slots=True)
-class CorpusScore:
-    profile: str
-    raw: float
-    null: float
-    perfect: float
-
-    @property
-    def normalized(self) -> float:
-        return 100.0 * (self.raw - self.null) / (self.perfect - self.null)
 
 
 def score_corpus(files: Sequence[FileResult]) -> dict[str, CorpusScore]:
