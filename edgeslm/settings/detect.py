@@ -140,7 +140,9 @@ class MultivariateSettings(Section):
 class LikelihoodSettings(Section):
     long_window: int = Field(2000, ge=50, le=1_000_000, description="Samples of recent raw scores forming the "
                              "reference distribution.")
-    short_window: int = Field(5, ge=1, le=1000, description="Recent raw scores averaged before comparing.")
+    short_window: int = Field(5, ge=1, le=1000, description="Recent raw scores averaged before comparing; "
+                              "also how many samples a detector beyond its own threshold keeps the alarm gate "
+                              "open (a lone spike is diluted in the average on its own sample).")
     warmup: int = Field(150, ge=10, description="Raw scores before the likelihood moves from 0.5.")
 
     @model_validator(mode="after")
@@ -169,7 +171,10 @@ class DetectSettings(Section):
 
 class AlarmSettings(Section):
     raise_likelihood: float = Field(0.999, gt=0.5, lt=1, description="Calibrated anomaly likelihood at "
-                                    "which a sample counts as anomalous (one threshold for all signals).")
+                                    "which a sample counts as anomalous (one threshold for all signals), when a "
+                                    "detector is also beyond its own threshold on it or on one of the last "
+                                    "likelihood.short_window samples. Higher: fewer false raises, fewer faults "
+                                    "caught (bench/faults.py measures both).")
     clear_likelihood: float = Field(0.99, gt=0.5, lt=1, description="Likelihood a sample must fall below to "
                                     "count as normal again (hysteresis).")
     raise_after: int = Field(1, ge=1, description="Anomalous samples (N of the last M) needed to raise.")
