@@ -12,7 +12,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -32,7 +32,9 @@ from edgeslm.pipeline import Pipeline
 from edgeslm.reload import changed_keys
 from edgeslm.sdnotify import Notifier
 from edgeslm.settings import ConfigError, Settings, load_settings
-from edgeslm.sparkplug_out import SparkplugPublisher
+
+if TYPE_CHECKING:  # protobuf costs ~4 MB of RSS: imported only when Sparkplug output is on
+    from edgeslm.sparkplug_out import SparkplugPublisher
 
 log = structlog.get_logger("edgeslm.app")
 
@@ -94,6 +96,8 @@ class App:
         self.advisor = AdviceWorker(s, publish=self._on_advice, on_status=self._on_advice_status,
                                     on_partial=self._on_advice_partial)
         if s.sparkplug_out.enabled:
+            from edgeslm.sparkplug_out import SparkplugPublisher
+
             self.sparkplug = SparkplugPublisher(s.sparkplug_out, s.mqtt, s.mqtt_password())
             self.sparkplug.start()
         if s.health.metrics_port:
