@@ -23,8 +23,20 @@ row's tail probability is therefore the larger of two honest tails:
 The first window is learnt whole: a detector that has seen `warmup` rows cannot yet tell a fault from normal
 variation, and holding rows back then froze the baseline on its first few minutes. After that, rows with a
 chi-square tail <= 1 - threshold are kept out of the baseline; after `rebaseline_after` of them in a row the
-held rows become the new baseline. State is saved whole (window, fit, smoothed row, calibration), so a
-restore continues bit for bit.
+held rows become the new baseline.
+
+An episode can also end with a return to a new operating point: after a fault the signals that drove it come
+back while slow ones stay elsewhere (a motor or fluid a few degrees off once a valve reopens), and the baseline
+frozen before the fault would hold the alarm until `rebaseline_after`. The drivers are the signals with at
+least 20 % of the positive contributions at the episode's peak T^2 (the signals the engine names). When, for
+`recover_after` rows in a row while rows are still held, every driver is back (its standardised deviation at
+most `recover_fraction` of its peak deviation and within the single-signal limit of the keep-out tail, 3.9 sd
+for threshold 0.9999, and its contribution at most `recover_fraction`^2 of its peak contribution), the
+baseline is re-centred: the window's other signals are shifted to their mean over those rows, the drivers'
+levels and the covariance are kept, and the held rows are dropped. A fault that holds its level keeps its
+drivers out (a broken relation keeps its contribution), and one that settles after a sharp start stays
+flagged while its driver stays beyond its limit. State is saved whole (window, fit, smoothed row,
+calibration, the episode's peak), so a restore continues bit for bit.
 """
 
 from __future__ import annotations
@@ -43,6 +55,7 @@ _SQRT1_2 = 1.0 / math.sqrt(2.0)
 POT_TAIL = 0.1  # fraction of recent normal F values above the peaks-over-threshold level
 CALIB_EVERY = 10  # rows between refits of the empirical tail
 CALIB_RARITY = 1e-4  # rows rarer than this do not teach the empirical tail
+DRIVER_SHARE = 0.2  # share of the positive contributions at an episode's peak that makes a signal a driver
 
 
 def chi2_tail(t2: float, dof: int) -> float:
@@ -79,7 +92,8 @@ class Hotelling:
 
     def __init__(self, dim: int, window: int = 400, warmup: int = 100, shrinkage: float = 0.1,
                  refit_every: int = 50, threshold: float = 0.9999, rebaseline_after: int = 600,
-                 smoothing: float = 0.3, calibration_window: int = 1000) -> None:
+                 smoothing: float = 0.3, calibration_window: int = 1000, recover_after: int = 30,
+                 recover_fraction: float = 0.25) -> None:
         self.dim = dim
         self.window = window
         self.warmup = warmup
@@ -88,6 +102,11 @@ class Hotelling:
         self.tail_threshold = 1.0 - threshold
         self._t2_keep = chi2_quantile(self.tail_threshold, dim)  # rows at or beyond it are kept out
         self.rebaseline_after = rebaseline_after
+        self.recover_after = recover_after
+        self.recover_fraction = recover_fraction
+        self._z_keep = NormalDist().inv_cdf(1.0 - self.tail_threshold / 2.0)  # single-signal keep-out limit, sd
+        # held episode: [peak T2, driver indices, their |deviation| and contribution at the peak, rows back]
+        self._ep: list[Any] | None = None
         self.smoothing = smoothing
         self._eff = smoothing / (2.0 - smoothing)  # effective independent rows per row of an EWMA of noise
         self.calibration_window = calibration_window
@@ -204,6 +223,7 @@ class Hotelling:
         self.p = p = self.tail(t2)
         if not self._filled or t2 < self._t2_keep:
             self._held = []
+            self._ep = None
             if self.calibration_window and p > CALIB_RARITY:
                 # as an F value, so that rows scored against a young window compare with later ones
                 self._cal[self._cal_i] = t2 / self._f[0]
@@ -212,8 +232,11 @@ class Hotelling:
             self._push(z)
         else:
             self._held.append(z.tolist())
-            if len(self._held) >= self.rebaseline_after:
+            if self.recover_after and self._recovered(z, t2, r[1]):
+                self._recentre()
+            elif len(self._held) >= self.rebaseline_after:
                 held, self._held = self._held, []
+                self._ep = None
                 self._n = self._i = 0
                 self._prec = None
                 for h in held[-self.window:]:
@@ -222,6 +245,33 @@ class Hotelling:
         if self._since_cal >= CALIB_EVERY:
             self._fit_calibration()
         return r
+
+    def _recovered(self, z: np.ndarray, t2: float, contrib: list[float]) -> bool:
+        """Track the held episode's peak and drivers; True once the drivers have been back for recover_after rows."""
+        assert self._mu is not None and self._isd is not None
+        d = ((z - self._mu) * self._isd).tolist()
+        ep = self._ep
+        if ep is None or t2 > ep[0]:
+            pos = sum(c for c in contrib if c > 0.0) or 1.0
+            drv = [k for k, c in enumerate(contrib) if c / pos >= DRIVER_SHARE]
+            self._ep = [t2, drv, [abs(d[k]) for k in drv], [contrib[k] for k in drv], 0]
+            return False
+        f = self.recover_fraction
+        back = all(abs(d[k]) <= min(f * pd, self._z_keep) and contrib[k] <= f * f * pc
+                   for k, pd, pc in zip(ep[1], ep[2], ep[3], strict=True))
+        ep[4] = ep[4] + 1 if back else 0
+        return bool(ep[4] >= self.recover_after)
+
+    def _recentre(self) -> None:
+        """A new operating point after the fault: shift the window's non-driver signals to the recent held rows'
+        mean (drivers and covariance kept), refit, drop the held rows."""
+        assert self._ep is not None and self._mu is not None
+        delta = np.asarray(self._held[-self.recover_after:], dtype=float).mean(axis=0) - self._mu
+        delta[self._ep[1]] = 0.0
+        self._buf[: self._n] += delta
+        self._fit()
+        self._held = []
+        self._ep = None
 
     def tail(self, t2: float) -> float:
         """Tail probability of a T^2 value: the larger of the F tail (effective rows) and the empirical tail."""
@@ -238,7 +288,9 @@ class Hotelling:
         # Arrays packed (base64 of little-endian doubles): the row window is most of an asset's state file.
         fit = (None if self._prec is None or self._mu is None or self._isd is None else
                {"mu": self._mu.tolist(), "isd": self._isd.tolist(), "prec": self._prec.tolist()})
+        ep = self._ep
         return {"dim": self.dim, "held": self._held, "window": self.window,
+                "episode": None if ep is None else [ep[0], list(ep[1]), list(ep[2]), list(ep[3]), ep[4]],
                 "buf": _pack(self._buf[: self._n]), "i": self._i, "since_fit": self._since_fit,
                 "filled": self._filled, "z": None if self._z is None else self._z.tolist(), "fit": fit,
                 "calibration_window": self.calibration_window, "cal": _pack(self._cal[: self._cal_n]),
@@ -249,6 +301,10 @@ class Hotelling:
         if int(state["dim"]) != self.dim:
             raise ValueError("multivariate state has a different number of signals")
         self._held = [list(map(float, h)) for h in state.get("held", [])]
+        ep = state.get("episode")  # absent in older state files: the episode's peak is tracked from the next row
+        self._ep = (None if ep is None else
+                    [float(ep[0]), [int(k) for k in ep[1]], [float(v) for v in ep[2]], [float(v) for v in ep[3]],
+                     int(ep[4])])
         z = state.get("z")
         self._z = None if z is None else np.asarray(z, dtype=float)
         cal = _unpack(state.get("cal", [])).tolist()
