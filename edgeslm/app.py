@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from edgeslm import __version__, logs
+from edgeslm import __version__, accel, logs
 from edgeslm.advice.schema import advice_payload, partial_payload
 from edgeslm.advice.worker import AdviceWorker
 from edgeslm.alerts import alert_payload, iso
@@ -115,7 +115,8 @@ class App:
             self._system_alert("outbox_recovered", f"outbox database was unreadable and was moved to "
                                f"{self.outbox.recovered_from}; a fresh one was started")
         log.info("edgeslm_started", version=__version__, gateway=s.gateway.name, site=s.gateway.site,
-                 advisor=self.advisor.describe(), outbox=str(s.outbox_path))
+                 advisor=self.advisor.describe(), outbox=str(s.outbox_path),
+                 detectors="compiled (mypyc)" if accel.compiled_in_use() else "pure Python")
         self.notifier.notify("READY=1", f"STATUS=running; advisor: {self.advisor.describe()}")
 
     # --- alarm → alert → advice ---------------------------------------------------------------------

@@ -1,0 +1,50 @@
+"""Optional compiled detectors: the same typed Python source, compiled to C extensions by mypyc.
+
+There is no second implementation: mypyc compiles the detector modules as they are, and the engine runs the
+per-sample detectors about twice as fast (bench/detect_speed.py --compiled, docs/benchmarks.md), with results
+identical to the pure modules (tests/test_compiled.py checks events and state bit for bit). Only deployment
+builds compile (`EDGESLM_COMPILE=1 pip wheel --no-build-isolation .`, docs/operations.md): a development
+checkout stays pure Python, so an edited .py is never shadowed by a stale .so next to it.
+
+Standard library only: setup.py reads COMPILED_MODULES from this file before edgeslm's dependencies exist.
+"""
+
+from __future__ import annotations
+
+import importlib
+import shutil
+import subprocess
+import sys
+from importlib.machinery import EXTENSION_SUFFIXES
+from pathlib import Path
+
+# The pure per-sample detectors (no numpy, no pydantic): what mypyc compiles. The engine and the multivariate
+# detector stay Python (settings models and numpy calls gain nothing from it).
+COMPILED_MODULES: tuple[str, ...] = tuple(
+    f"edgeslm/detect/{name}.py"
+    for name in ("base", "rolling", "zscore", "robust_zscore", "ewma", "cusum", "spike", "flatline", "context",
+                 "likelihood", "limits")
+)
+
+
+def module_names() -> list[str]:
+    return [p.removesuffix(".py").replace("/", ".") for p in COMPILED_MODULES]
+
+
+def compiled_in_use() -> bool:
+    """True when every compiled-capable detector module was loaded from a C extension."""
+    files = [getattr(importlib.import_module(m), "__file__", "") or "" for m in module_names()]
+    return all(f.endswith(tuple(EXTENSION_SUFFIXES)) for f in files)
+
+
+def build(dest: Path) -> Path:
+    """Copy this checkout's package into `dest` and compile COMPILED_MODULES there in place (needs mypy and a C
+    compiler); returns `dest`, to be put first on sys.path. For benches and tests; deployments build a wheel."""
+    src = Path(__file__).resolve().parent
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(src, dest / "edgeslm", ignore=shutil.ignore_patterns("__pycache__", "*.so"), dirs_exist_ok=True)
+    proc = subprocess.run([sys.executable, "-m", "mypyc", *COMPILED_MODULES], cwd=dest, capture_output=True,
+                          text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"mypyc failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return dest
