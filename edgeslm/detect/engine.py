@@ -75,7 +75,8 @@ class _Multi:
         self.signal = MV
         m = cfg.multivariate
         self.det = (Hotelling(len(order), m.window, m.warmup, m.shrinkage, m.refit_every, m.threshold,
-                              m.rebaseline_after, m.smoothing, m.calibration_window) if len(order) >= 2 else None)
+                              m.rebaseline_after, m.smoothing, m.calibration_window, m.recover_after,
+                              m.recover_fraction) if len(order) >= 2 else None)
         self.last: dict[str, float] = {}
         self.pending: set[str] = set(order)
         self.p = 1.0

@@ -129,6 +129,14 @@ class MultivariateSettings(Section):
                                     "which the tail is also calibrated (exponential tail above their 90th "
                                     "percentile); a row's probability is the larger of this and the F tail with "
                                     "the window's effective number of rows. 0 = F tail only.")
+    recover_after: int = Field(30, ge=0, description="Rows in a row during which every signal that drove an "
+                               "episode is back (within recover_fraction of its deviation and contribution at the "
+                               "episode's peak, and within its own limit) before the other signals' baseline is "
+                               "re-centred on where they are now: a fault's after-effects (a temperature that "
+                               "settles a few degrees lower) stop holding the alarm. 0 = off.")
+    recover_fraction: float = Field(0.25, gt=0, lt=1, description="How far back toward normal a driving signal "
+                                    "must be (fraction of its deviation at the episode's peak; its contribution "
+                                    "must fall below this squared).")
 
     @model_validator(mode="after")
     def _warmup_fits(self) -> MultivariateSettings:
