@@ -1,10 +1,10 @@
-"""Optional compiled detectors: the same typed Python source, compiled to C extensions by mypyc.
+"""Optional compiled per-sample path: the same typed Python source, compiled to C extensions by mypyc.
 
-There is no second implementation: mypyc compiles the detector modules as they are, and the engine runs the
-per-sample detectors about twice as fast (bench/detect_speed.py --compiled, docs/benchmarks.md), with results
-identical to the pure modules (tests/test_compiled.py checks events and state bit for bit). Only deployment
-builds compile (`EDGESLM_COMPILE=1 pip wheel --no-build-isolation .`, docs/operations.md): a development
-checkout stays pure Python, so an edited .py is never shadowed by a stale .so next to it.
+There is no second implementation: mypyc compiles the detector modules, the alarm stage and the engine as they
+are, and the per-sample path runs about twice as fast (bench/detect_speed.py --compiled, docs/benchmarks.md), with
+results identical to the pure modules (tests/test_compiled.py checks events and state bit for bit). Only
+deployment builds compile (`EDGESLM_COMPILE=1 pip wheel --no-build-isolation .`, docs/operations.md): a
+development checkout stays pure Python, so an edited .py is never shadowed by a stale .so next to it.
 
 Standard library only: setup.py reads COMPILED_MODULES from this file before edgeslm's dependencies exist.
 """
@@ -18,13 +18,15 @@ import sys
 from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
 
-# The pure per-sample detectors (no numpy, no pydantic): what mypyc compiles. The engine and the multivariate
-# detector stay Python (settings models and numpy calls gain nothing from it).
+# The per-sample path: the detectors, the alarm stage and the engine. The multivariate detector (numpy calls
+# once per row) and the settings models (pydantic) stay Python; mypyc type-checks the engine against them with
+# pydantic's mypy plugin (MYPY_CONFIG; pyproject.toml [tool.mypy] for wheel builds).
 COMPILED_MODULES: tuple[str, ...] = tuple(
     f"edgeslm/detect/{name}.py"
     for name in ("base", "rolling", "zscore", "robust_zscore", "ewma", "cusum", "spike", "flatline", "context",
-                 "likelihood", "limits")
+                 "likelihood", "limits", "alarm", "engine")
 )
+MYPY_CONFIG = "[mypy]\nplugins = pydantic.mypy\n"
 
 
 def module_names() -> list[str]:
@@ -32,7 +34,7 @@ def module_names() -> list[str]:
 
 
 def compiled_in_use() -> bool:
-    """True when every compiled-capable detector module was loaded from a C extension."""
+    """True when every module of COMPILED_MODULES was loaded from a C extension."""
     files = [getattr(importlib.import_module(m), "__file__", "") or "" for m in module_names()]
     return all(f.endswith(tuple(EXTENSION_SUFFIXES)) for f in files)
 
@@ -43,6 +45,7 @@ def build(dest: Path) -> Path:
     src = Path(__file__).resolve().parent
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copytree(src, dest / "edgeslm", ignore=shutil.ignore_patterns("__pycache__", "*.so"), dirs_exist_ok=True)
+    (dest / "mypy.ini").write_text(MYPY_CONFIG)
     proc = subprocess.run([sys.executable, "-m", "mypyc", *COMPILED_MODULES], cwd=dest, capture_output=True,
                           text=True, check=False)
     if proc.returncode != 0:

@@ -361,13 +361,14 @@ class DetectionEngine:
             pend.discard(ser.signal)
             if not pend:
                 mv.pending = set(mv.order)
-                r = mv.det.update([mv.last[k] for k in mv.order], ts)
-                if r is not None:
+                scored = mv.det.update([mv.last[k] for k in mv.order], ts)
+                if scored is not None:
                     mp = mv.det.p
                     mv.p = mp
                     if mp <= self._raise_p:
-                        tot = sum(c for c in r[1] if c > 0.0) or 1.0
-                        mv.contrib = {k: c / tot for k, c in zip(mv.order, r[1], strict=True) if c > 0.0}
+                        contrib = scored[1]
+                        tot = sum(c for c in contrib if c > 0.0) or 1.0
+                        mv.contrib = {k: c / tot for k, c in zip(mv.order, contrib, strict=True) if c > 0.0}
                         al.involved.update(k for k, c in mv.contrib.items() if c >= 0.2)
                     ev2 = self._flag(al, mv, ts, mp <= self._raise_p, OK, mp, ("multivariate",))
                     if ev2:
