@@ -11,6 +11,7 @@ folder and times pure and compiled engines in alternating child processes (3 eac
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import random
@@ -57,10 +58,10 @@ def main() -> int:
     p.add_argument("--context-orders", type=int, default=None, help="novelty detector's orders (default: the "
                    "shipped default)")
     p.add_argument("--compiled", action="store_true", help="also time the mypyc-compiled detectors (ratio)")
-    p.add_argument("--root", help=argparse_hidden())
+    p.add_argument("--root", help=argparse.SUPPRESS)  # internal: the child processes of --compiled
     args = p.parse_args()
     if args.compiled:
-        return compare(args)
+        return compare()
     ctx: dict[str, object] = {"enabled": not args.no_context}
     if args.context_orders is not None:
         ctx["orders"] = args.context_orders
@@ -87,13 +88,7 @@ def main() -> int:
     return 0
 
 
-def argparse_hidden() -> str:
-    import argparse
-
-    return argparse.SUPPRESS
-
-
-def compare(args: object) -> int:
+def compare() -> int:
     """Pure vs compiled detectors, alternating child processes of this bench on the same machine."""
     child = [a for a in sys.argv[1:] if a != "--compiled"]
     with tempfile.TemporaryDirectory(prefix="edgeslm-compiled-") as tmp:
