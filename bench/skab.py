@@ -24,6 +24,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -63,6 +64,14 @@ def metrics(truth: list[int], pred: list[int]) -> tuple[float, float, float]:
     tn = len(truth) - tp - fp - fn
     f1 = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
     return f1, 100.0 * fp / max(fp + tn, 1), 100.0 * fn / max(fn + tp, 1)
+
+
+def print_board(columns: tuple[str, ...], widths: tuple[int, ...], rows: list[tuple[Any, ...]]) -> None:
+    """A leaderboard sorted by its first figure, our rows marked."""
+    print(f"{'algorithm':<28}" + "".join(f"{c:>{w}}" for c, w in zip(columns, widths, strict=True)))
+    for name, *figs in sorted(rows, key=lambda r: -r[1]):
+        mark = "  <--" if name.startswith("edgeslm") else ""
+        print(f"{name:<28}" + "".join(f"{v:>{w}.2f}" for v, w in zip(figs, widths, strict=True)) + mark)
 
 
 def main() -> int:
@@ -143,24 +152,19 @@ def main() -> int:
           f"{neg_after} after it")
     if args.per_file:
         print("\n".join(per_file))
-    print(f"\n{'algorithm':<28}{'F1':>6}{'FAR %':>8}{'MAR %':>8}")
-    board = [*LEADERBOARD, ("edgeslm multivariate", f1, far, mar), ("edgeslm engine alarms", f1a, fara, mara)]
-    for name, a, b, c in sorted(board, key=lambda r: -r[1]):
-        mark = "  <--" if name.startswith("edgeslm") else ""
-        print(f"{name:<28}{a:>6.2f}{b:>8.2f}{c:>8.2f}{mark}")
+    print()
+    print_board(("F1", "FAR %", "MAR %"), (6, 8, 8),
+                [*LEADERBOARD, ("edgeslm multivariate", f1, far, mar), ("edgeslm engine alarms", f1a, fara, mara)])
     nab = score_corpus(cp_mv)
     nab_a = score_corpus(cp_alarm)
     n_win = sum(f.n_windows for f in cp_mv)
     print(f"\nchangepoints (SKAB NAB-style, {n_win} labelled in the scored rows, 60 s windows to their right): "
           f"multivariate {sum(len(f.tp_pos) for f in cp_mv)} detected, {sum(f.n_fn for f in cp_mv)} missed, "
           f"{sum(f.n_fp for f in cp_mv)} false")
-    print(f"{'algorithm':<28}{'NAB std':>9}{'low FP':>9}{'low FN':>9}")
-    cp_board = [*CP_LEADERBOARD,
-                ("edgeslm multivariate", *(nab[p].normalized for p in ("standard", "low_fp", "low_fn"))),
-                ("edgeslm engine alarms", *(nab_a[p].normalized for p in ("standard", "low_fp", "low_fn")))]
-    for name, a, b, c in sorted(cp_board, key=lambda r: -r[1]):
-        mark = "  <--" if name.startswith("edgeslm") else ""
-        print(f"{name:<28}{a:>9.2f}{b:>9.2f}{c:>9.2f}{mark}")
+    print_board(("NAB std", "low FP", "low FN"), (9, 9, 9),
+                [*CP_LEADERBOARD,
+                 ("edgeslm multivariate", *(nab[p].normalized for p in ("standard", "low_fp", "low_fn"))),
+                 ("edgeslm engine alarms", *(nab_a[p].normalized for p in ("standard", "low_fp", "low_fn")))])
     final_json({"f1": round(f1, 4), "far": round(far / 100.0, 4), "mar": round(mar / 100.0, 4),
                 "nab_standard": round(nab["standard"].normalized, 4), "nab_low_fp": round(nab["low_fp"].normalized, 4),
                 "nab_low_fn": round(nab["low_fn"].normalized, 4)})
