@@ -25,10 +25,10 @@ import paho.mqtt.client as paho
 import structlog
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from edgeslm.logs import RateLimited
-from edgeslm.mqtt import topics
+from edgeslm.mqtt import topics, v5props
+from edgeslm.mqtt.v5props import SharedTableProperties as Properties
 from edgeslm.settings import MqttSettings, Settings
 
 log = structlog.get_logger("edgeslm.mqtt")
@@ -97,7 +97,10 @@ class MqttLink:
         m = self._s.mqtt
         protocol = paho.MQTTv5 if self._v5 else paho.MQTTv311
         kwargs: dict[str, Any] = {}
-        if not self._v5:
+        if self._v5:
+            # paho decodes each MQTT 5 PUBLISH with tables it rebuilds per message (edgeslm/mqtt/v5props.py).
+            v5props.install()
+        else:
             kwargs["clean_session"] = m.clean_start
         c = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol, **kwargs)
         c.suppress_exceptions = True  # belt and braces: our callbacks already catch everything
