@@ -111,14 +111,16 @@ class Hotelling:
         self._eff = smoothing / (2.0 - smoothing)  # effective independent rows per row of an EWMA of noise
         self.calibration_window = calibration_window
         self._calib_min = max(20, calibration_window // 5)
-        self._buf = np.zeros((window, dim))
+        # Both rings grow as rows arrive (doubling, up to their length): a new asset's detector holds a few rows,
+        # not its full window and calibration ring (40 KB at 10 signals), until it has seen them.
+        self._buf = np.zeros((0, dim))
         self._n = 0
         self._i = 0
         self._since_fit = 0
         self._filled = False
         self._held: list[list[float]] = []
         self._z: np.ndarray | None = None  # smoothed row
-        self._cal = np.zeros(calibration_window)  # ring of F values of recent normal rows
+        self._cal = np.zeros(0)  # ring of F values of recent normal rows
         self._cal_n = 0
         self._cal_i = 0
         self._since_cal = 0
@@ -132,6 +134,21 @@ class Hotelling:
     @property
     def n(self) -> int:
         return self._n
+
+    def _reserve(self, rows: int) -> None:
+        """Room for at least `rows` rows in the window (at most `window`); the rows held so far are kept."""
+        old = self._buf
+        if rows > len(old):
+            buf = np.zeros((min(max(rows, 2 * len(old), 8), self.window), self.dim))
+            buf[: len(old)] = old
+            self._buf = buf
+
+    def _reserve_cal(self, n: int) -> None:
+        old = self._cal
+        if n > len(old):
+            cal = np.zeros(min(max(n, 2 * len(old), 16), self.calibration_window))
+            cal[: len(old)] = old
+            self._cal = cal
 
     def _fit(self) -> None:
         data = self._buf[: self._n]
@@ -168,6 +185,8 @@ class Hotelling:
                 self._pot = (u, beta)
 
     def _push(self, row: np.ndarray) -> None:
+        if self._i >= len(self._buf):
+            self._reserve(self._i + 1)
         self._buf[self._i] = row
         self._i = (self._i + 1) % self.window
         self._n = min(self._n + 1, self.window)
@@ -226,6 +245,8 @@ class Hotelling:
             self._ep = None
             if self.calibration_window and p > CALIB_RARITY:
                 # as an F value, so that rows scored against a young window compare with later ones
+                if self._cal_i >= len(self._cal):
+                    self._reserve_cal(self._cal_i + 1)
                 self._cal[self._cal_i] = t2 / self._f[0]
                 self._cal_i = (self._cal_i + 1) % self.calibration_window
                 self._cal_n = min(self._cal_n + 1, self.calibration_window)
@@ -313,6 +334,7 @@ class Hotelling:
             j = int(state.get("cal_i", 0))
             cal = (cal[j:] + cal[:j])[-self.calibration_window:] if self.calibration_window else []
         self._cal_n = len(cal)
+        self._reserve_cal(self._cal_n)
         self._cal[: self._cal_n] = cal
         self._cal_i = int(state["cal_i"]) if same_cal else self._cal_n % max(self.calibration_window, 1)
         buf = _unpack(state["buf"]).reshape(-1, self.dim) if "buf" in state else None
@@ -320,6 +342,7 @@ class Hotelling:
             # Same layout: restore exactly (the fit and the empirical tail as they were), keep the schedules.
             self._n = len(buf)
             if self._n:
+                self._reserve(self._n)
                 self._buf[: self._n] = buf
             self._i = int(state["i"])
             self._filled = bool(state.get("filled", self._n == self.window))
