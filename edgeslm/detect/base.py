@@ -15,6 +15,7 @@ SCORE_CAP = 1e9  # scores stay finite so that state and events serialise with al
 
 
 class Detector(ABC):
+    __slots__ = ()  # no instance __dict__: the subclasses' __slots__ then hold all their state
     name: ClassVar[str]
     threshold: float
     warmup: int

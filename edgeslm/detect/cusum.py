@@ -11,6 +11,8 @@ from edgeslm.detect.rolling import RollingMoments
 class Cusum(Detector):
     """Catches slow drifts and small mean shifts (fouling, creeping temperature) that z-scores never flag."""
 
+    __slots__ = ("_hi", "_lo", "_m", "_over", "drift", "rebaseline_after", "threshold", "warmup")
+
     name = "cusum"
 
     def __init__(self, drift: float = 0.5, threshold: float = 8.0, warmup: int = 30, window: int = 240,

@@ -14,6 +14,8 @@ CLIP = 3.0  # baseline standard deviations
 class Ewma(Detector):
     """Catches small sustained shifts of the mean that single samples hide in noise."""
 
+    __slots__ = ("_ewma", "_k", "_m", "_rb", "alpha", "threshold", "warmup")
+
     name = "ewma"
 
     def __init__(self, alpha: float = 0.1, warmup: int = 30, threshold: float = 4.0, window: int = 240,

@@ -14,6 +14,8 @@ class Flatline(Detector):
     must be at least `min_run` samples and `factor` x that longest normal run. Score = run / bar.
     """
 
+    __slots__ = ("_last", "_longest", "_n", "_run", "factor", "min_run", "warmup")
+
     name = "flatline"
     threshold = 1.0
 

@@ -12,6 +12,8 @@ OK, SOFT, HARD = 0, 1, 2
 class Limits(Detector):
     """Score 0 inside the limits, 1 beyond a soft limit, 2 beyond a hard limit. Nothing is learnt."""
 
+    __slots__ = ("_hi", "_lo", "_shi", "_slo")
+
     name = "limits"
     threshold = 1.0
     warmup = 0

@@ -13,6 +13,8 @@ MAD_TO_STD = 1.4826
 class RobustZScore(Detector):
     """Catches outliers on heavy-tailed or spiky signals, where one outlier would inflate a mean/std baseline."""
 
+    __slots__ = ("_rb", "_w", "threshold", "warmup")
+
     name = "robust_z"
 
     def __init__(self, window: int = 60, warmup: int = 30, threshold: float = 5.0,

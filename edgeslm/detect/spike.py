@@ -15,6 +15,8 @@ class Spike(Detector):
     a breach (ratio to the threshold).
     """
 
+    __slots__ = ("_last", "_last_ts", "_sq", "max_rate", "threshold", "warmup")
+
     name = "spike"
 
     def __init__(self, window: int = 120, warmup: int = 30, threshold: float = 6.0,

@@ -11,6 +11,8 @@ from edgeslm.detect.rolling import RollingMoments
 class ZScore(Detector):
     """Catches sudden level changes and outliers on signals with a roughly stable mean."""
 
+    __slots__ = ("_m", "_rb", "threshold", "warmup")
+
     name = "zscore"
 
     def __init__(self, window: int = 240, warmup: int = 30, threshold: float = 4.0,
