@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+from array import array
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -129,7 +130,6 @@ class _Series:
         "normal_run",
         "p",
         "raises",
-        "raw",
         "recent",
         "ri",
         "signal",
@@ -143,9 +143,10 @@ class _Series:
         self.ctx = ctx
         # What runs on each sample: every detector scores and learns (`update`); on a value the flatline detector
         # holds as stuck the others only score it (score_one has no side effects), so it never enters their
-        # baselines (DetectionEngine._score_stuck). The methods are looked up per call: a list of bound methods
-        # per series cost 1.2 KB a series and was no faster.
-        self.dets = [(d, d.threshold, d.name) for d in build_detectors(cfg)]
+        # baselines (DetectionEngine._score_stuck). The detectors alone: their methods, threshold and name are
+        # looked up per call (lists of bound methods and of (detector, threshold, name) tuples cost 1.5 KB a
+        # series and were no faster).
+        self.dets: tuple[Detector, ...] = tuple(build_detectors(cfg))
         lk = cfg.likelihood
         self.calib = AnomalyLikelihood(lk.long_window, lk.short_window, lk.warmup)
         self.cnov = build_context(cfg)
@@ -153,13 +154,12 @@ class _Series:
         self.limits = (Limits(ctx.low, ctx.high, ctx.soft_low, ctx.soft_high)
                        if cfg.limits.enabled and any(v is not None for v in
                                                      (ctx.low, ctx.high, ctx.soft_low, ctx.soft_high)) else None)
-        self.recent: list[float] = []  # ring of the last evidence_window values
+        self.recent = array("d")  # ring of the last evidence_window values (8 bytes a value, no float objects)
         self.ri = 0
         self.n = 0
         self.last_ts: float | None = None
         self.dt = 0.0  # learnt typical interval (EWMA of inter-arrival times)
         self.p = 0.5  # latest tail probability
-        self.raw = 0.0
         self.fired: tuple[str, ...] = ()
         self.limit = OK
         self.bits = 0  # last M anomalous flags, newest in bit 0
@@ -170,12 +170,14 @@ class _Series:
         self.stuck_x: float | None = None  # the value the flatline detector flagged on the last sample
         self.fire_n = -(10**9)  # sample number (n) of the last sample with a detector beyond its threshold
         self.gate_by: tuple[str, ...] = ()  # the detectors beyond their threshold on that sample
-        self.raises: list[int] = []  # sample numbers (n) of this series' raises in the last long_window
+        # sample numbers (n) of this series' raises in the last long_window; a tuple: most series never raise,
+        # and the empty tuple is shared
+        self.raises: tuple[int, ...] = ()
 
     def evidence(self, cfg: DetectSettings) -> SignalEvidence:
         vals = self.recent
         bl: tuple[float, float] | None = None
-        for d, _, _ in self.dets:
+        for d in self.dets:
             bl = d.baseline()
             if bl is not None:
                 break
@@ -195,11 +197,11 @@ class _Series:
     def get_state(self) -> dict[str, Any]:
         r = self.recent
         return {"asset": self.asset, "signal": self.signal, "n": self.n, "last_ts": self.last_ts, "dt": self.dt,
-                "recent": r[self.ri:] + r[: self.ri], "bits": self.bits, "normal_run": self.normal_run,
+                "recent": (r[self.ri:] + r[: self.ri]).tolist(), "bits": self.bits, "normal_run": self.normal_run,
                 "stale": self.stale, "calib": self.calib.get_state(), "raises": list(self.raises),
                 "hole_n": self.hole_n, "fire_n": self.fire_n, "gate_by": list(self.gate_by),
                 "stuck_x": self.stuck_x,
-                "detectors": {name: d.get_state() for d, _, name in self.dets},
+                "detectors": {d.name: d.get_state() for d in self.dets},
                 "context": ({"det": self.cnov.get_state(), "calib": self.ctx_calib.get_state()}
                             if self.cnov is not None and self.ctx_calib is not None else None)}
 
@@ -207,12 +209,12 @@ class _Series:
         self.n = int(st["n"])
         self.last_ts = None if st["last_ts"] is None else float(st["last_ts"])
         self.dt = float(st["dt"])
-        self.recent = [float(v) for v in st["recent"]][-cfg.evidence_window:]
+        self.recent = array("d", [float(v) for v in st["recent"]][-cfg.evidence_window:])
         self.ri = len(self.recent) % cfg.evidence_window
         self.bits = int(st["bits"])
         self.normal_run = int(st["normal_run"])
         self.stale = bool(st["stale"])
-        self.raises = [int(v) for v in st.get("raises", ())]
+        self.raises = tuple(int(v) for v in st.get("raises", ()))
         self.hole_n = int(st.get("hole_n", -(10**9)))
         self.fire_n = int(st.get("fire_n", -(10**9)))
         self.gate_by = tuple(str(v) for v in st.get("gate_by", ()))
@@ -224,9 +226,9 @@ class _Series:
             self.cnov.set_state(cs["det"])
             self.ctx_calib.set_state(cs["calib"])
         saved = st["detectors"]
-        for d, _, name in self.dets:
-            if name in saved:
-                d.set_state(saved[name])
+        for d in self.dets:
+            if d.name in saved:
+                d.set_state(saved[d.name])
 
 
 class DetectionEngine:
@@ -301,16 +303,15 @@ class DetectionEngine:
         if x == ser.stuck_x:  # a value the flatline detector holds as stuck: scored, not learnt
             raw, fired = self._score_stuck(ser, x, ts)
         else:
-            for d, thr, name in ser.dets:
+            for d in ser.dets:
                 s = d.update(x, ts)
                 if s is not None:
-                    r = s / thr
+                    r = s / d.threshold
                     if r > raw:  # noqa: PLR1730 -- hot path: a compare is cheaper than a max() call
                         raw = r
                     if r >= 1.0:
-                        fired += (name,)
+                        fired += (d.name,)
         ser.stuck_x = x if fired and "flatline" in fired else None
-        ser.raw = raw
         # The gate (below) is opened by a detector beyond its own threshold or by a never-visited level (for
         # short_window samples after one inside the visited range); a novel transition otherwise only makes the
         # sample rarer (plain noise makes new transitions at its rare tail levels, new extremes come one by one).
@@ -378,10 +379,11 @@ class DetectionEngine:
                     # raises make the evidence of one more p x (1 + k)): a chattering signal ranks lower.
                     rl = ser.raises
                     old = ser.n - self._lw
-                    while rl and rl[0] <= old:
-                        rl.pop(0)
-                    sc = e.score - math.log10(1.0 + len(rl))
-                    rl.append(ser.n)
+                    i = 0
+                    while i < len(rl) and rl[i] <= old:
+                        i += 1
+                    sc = e.score - math.log10(1.0 + (len(rl) - i))
+                    ser.raises = (*rl[i:], ser.n)
                     if sc > 0.0:
                         ser.nab = max(ser.nab, sc / (sc + 4.0))
         return events
@@ -394,14 +396,14 @@ class DetectionEngine:
         window's length)."""
         raw = 0.0
         fired: tuple[str, ...] = ()
-        for d, thr, name in ser.dets:
-            s = d.update(x, ts) if name == "flatline" else d.score_one(x, ts)
+        for d in ser.dets:
+            s = d.update(x, ts) if d.name == "flatline" else d.score_one(x, ts)
             if s is not None:
-                r = s / thr
+                r = s / d.threshold
                 if r > raw:  # noqa: PLR1730
                     raw = r
                 if r >= 1.0:
-                    fired += (name,)
+                    fired += (d.name,)
         return raw, fired
 
     def _flag(self, al: AssetAlarm, ser: _Series | _Multi, ts: float, anomalous: bool, lim: int, p: float,
