@@ -6,10 +6,18 @@ counts once all its K samples went through the detectors), for K = --signals and
 the SAME backlog: a publisher in a
 separate process loads N messages into the broker for the subscriber's persistent session while it is
 offline, then the subscriber connects and we time the drain. That measures the consumer alone, not the
-publisher. Then (c) the daemon as its own process at a steady 200 assets x 10 signals at 1 Hz: CPU % of one
-core and RSS, and (d) idle: CPU and wake-ups per second with no telemetry.
+publisher. Beside the rates, the CPU time this process spent per message during each drain (all threads; less
+noisy than the rates on a shared machine). The bare subscriber is stock paho with its defaults (MQTT 3.1.1);
+the daemon runs its shipped default, MQTT 5 (`--protocol 3.1.1` runs it on 3.1.1 instead).
+
+Then (c) the daemon as its own process (as under systemd) at a steady 200 assets x 10 signals at 1 Hz: CPU %
+of one core and RSS, first for --steady-s seconds after start (windows still short), then again once every
+detector window is full (the state the daemon lives in after its first ~8 minutes: --fill rounds of every
+series are first published at --fill-rate messages/s, below the daemon's drain rate so that no backlog inflates
+the figure). rss_mb is the full-window figure. (d) idle: CPU and wake-ups per second with no telemetry.
 
     python bench/ingest.py [--messages 50000] [--assets 50] [--signals 10] [--steady-s 30] [--reps 2]
+                           [--fill 450] [--fill-rate 2000] [--protocol 5]
 Ends with one JSON line: bare_per_s, daemon_per_s, ratio, steady_cpu_pct, rss_mb (+ details).
 """
 
@@ -17,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -70,20 +79,29 @@ def publish(host: str, port: int, n: int, assets: int, signals: int, prefix: str
                              str(rate), prefix], stdout=subprocess.PIPE, text=True)
 
 
-def bare_rate(b: LocalBroker, n: int, assets: int, signals: int, prefix: str) -> float:
-    """A paho subscriber that only counts: connect once to create the session, go offline, load, drain."""
+def own_cpu_s() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def bare_rate(b: LocalBroker, n: int, assets: int, signals: int, prefix: str) -> tuple[float, float]:
+    """A paho subscriber that only counts: connect once to create the session, go offline, load, drain.
+
+    Returns (messages/s, CPU µs of this process per message) over the drain."""
     count = 0
-    first = last = 0.0
+    first = last = cpu0 = cpu1 = 0.0
     done = threading.Event()
     subscribed = threading.Event()
 
     def on_message(c: paho.Client, u: object, m: paho.MQTTMessage) -> None:
-        nonlocal count, first, last
+        nonlocal count, first, last, cpu0, cpu1
         if count == 0:
             first = time.perf_counter()
+            cpu0 = own_cpu_s()
         count += 1
         last = time.perf_counter()
         if count >= n:
+            cpu1 = own_cpu_s()
             done.set()
 
     cid = f"bench-bare-{time.time_ns()}"
@@ -108,13 +126,16 @@ def bare_rate(b: LocalBroker, n: int, assets: int, signals: int, prefix: str) ->
     assert done.wait(300), f"bare subscriber got {count}/{n}"
     c.disconnect()
     c.loop_stop()
-    return (n - 1) / (last - first)
+    return (n - 1) / (last - first), 1e6 * (cpu1 - cpu0) / (n - 1)
 
 
-def daemon_rate(b: LocalBroker, n: int, assets: int, signals: int, prefix: str, state: Path) -> float:
+def daemon_rate(b: LocalBroker, n: int, assets: int, signals: int, prefix: str, state: Path,
+                protocol: str = "5") -> tuple[float, float]:
+    """The daemon (App) drains the same kind of backlog: (messages/s, CPU µs of this process per message)."""
     tag = f"{time.time_ns()}"
     s = load_settings(None, gateway={"name": f"bench-{tag}", "state_dir": str(state / tag)},
-                      mqtt={"host": b.host, "port": b.port, "client_id": f"bench-daemon-{tag}"},
+                      mqtt={"host": b.host, "port": b.port, "client_id": f"bench-daemon-{tag}",
+                            "protocol": protocol},
                       subscriptions=[{"topic": f"{prefix}/+/telemetry", "json": {"asset": "topic:1"}}],
                       advice={"model_dir": None}, logging={"level": "error"},
                       # The whole backlog fits the inbound queue: this measures processing speed. With the
@@ -128,7 +149,7 @@ def daemon_rate(b: LocalBroker, n: int, assets: int, signals: int, prefix: str, 
     publish(b.host, b.port, n, assets, signals, prefix).wait()
     app = App(s)
     want = n * signals
-    first = 0.0
+    first = cpu0 = 0.0
     app.start()
     assert app.pipeline is not None
     deadline = time.monotonic() + 300
@@ -136,12 +157,15 @@ def daemon_rate(b: LocalBroker, n: int, assets: int, signals: int, prefix: str, 
     while pipe.processed_samples < want and time.monotonic() < deadline:
         if not first and pipe.processed_samples:
             first = time.perf_counter()
-        time.sleep(0.001)
+            cpu0 = own_cpu_s()
+        time.sleep(0.005)
     last = time.perf_counter()
+    cpu1 = own_cpu_s()
     got = pipe.processed_samples
     app.stop()
     assert got >= want, f"daemon processed {got}/{want} samples"
-    return (n - 1) / (last - first)  # messages/s, comparable with the bare subscriber's
+    # messages/s, comparable with the bare subscriber's; the CPU includes this polling loop (~1 wake-up a ms)
+    return (n - 1) / (last - first), 1e6 * (cpu1 - cpu0) / (n - 1)
 
 
 def proc_cpu_s(pid: int) -> float:
@@ -161,8 +185,21 @@ def wakeups(pid: int) -> int:
     return sum(proc_status(int(t.name), "voluntary_ctxt_switches") for t in Path(f"/proc/{pid}/task").iterdir())
 
 
-def steady_and_idle(b: LocalBroker, seconds: float, state: Path) -> dict[str, float]:
-    """The daemon as its own process (as under systemd): 200 assets x 10 signals at 1 Hz, then idle."""
+def steady_phase(b: LocalBroker, pid: int, seconds: float) -> tuple[float, float]:
+    """200 assets x 10 signals at 1 Hz for 5 s + `seconds`; (CPU % of one core, RSS MB) over the last `seconds`."""
+    pub = publish(b.host, b.port, int(200 * (seconds + 5)), 200, 10, "steady", rate=200.0)
+    time.sleep(5.0)  # the new rate settles (and, at start, the detectors warm up)
+    c0, t0 = proc_cpu_s(pid), time.monotonic()
+    time.sleep(seconds)
+    cpu_pct = 100 * (proc_cpu_s(pid) - c0) / (time.monotonic() - t0)
+    rss_mb = proc_status(pid, "VmRSS") / 1024
+    pub.wait()
+    return cpu_pct, rss_mb
+
+
+def steady_and_idle(b: LocalBroker, seconds: float, state: Path, fill: int, fill_rate: float) -> dict[str, float]:
+    """The daemon as its own process (as under systemd): 200 assets x 10 signals at 1 Hz, just after start and
+    with every window full, then idle."""
     cfg = state / "steady.toml"
     cfg.write_text(f"""
 [gateway]
@@ -183,25 +220,28 @@ format = "json"
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         time.sleep(3.0)  # start-up
-        pub = publish(b.host, b.port, int(200 * (seconds + 5)), 200, 10, "steady", rate=200.0)
-        time.sleep(5.0)  # detectors warm up, allocations settle
-        c0, t0 = proc_cpu_s(d.pid), time.monotonic()
-        time.sleep(seconds)
-        cpu_pct = 100 * (proc_cpu_s(d.pid) - c0) / (time.monotonic() - t0)
-        rss_mb = proc_status(d.pid, "VmRSS") / 1024
-        hwm_mb = proc_status(d.pid, "VmHWM") / 1024
-        pub.wait()
+        out = {"rss_start_mb": proc_status(d.pid, "VmRSS") / 1024}
+        out["steady_cold_cpu_pct"], out["rss_cold_mb"] = steady_phase(b, d.pid, seconds)
+        if fill:
+            # Every series' windows filled (z-score/EWMA 240 samples, multivariate 400 rows), faster than 1 Hz
+            # but slower than the daemon drains, so that no queued backlog is in the RSS.
+            publish(b.host, b.port, 200 * fill, 200, 10, "steady", rate=fill_rate).wait()
+            time.sleep(3.0)
+            out["steady_cpu_pct"], out["rss_mb"] = steady_phase(b, d.pid, seconds)
+        else:
+            out["steady_cpu_pct"], out["rss_mb"] = out["steady_cold_cpu_pct"], out["rss_cold_mb"]
+        out["rss_peak_mb"] = proc_status(d.pid, "VmHWM") / 1024
+        out["rss_anon_mb"] = proc_status(d.pid, "RssAnon") / 1024
         time.sleep(2.0)
         c0, t0, w0 = proc_cpu_s(d.pid), time.monotonic(), wakeups(d.pid)
         time.sleep(10.0)
         idle_s = time.monotonic() - t0
-        idle_cpu = 100 * (proc_cpu_s(d.pid) - c0) / idle_s
-        idle_wakeups = (wakeups(d.pid) - w0) / idle_s
+        out["idle_cpu_pct"] = 100 * (proc_cpu_s(d.pid) - c0) / idle_s
+        out["idle_wakeups_per_s"] = (wakeups(d.pid) - w0) / idle_s
     finally:
         d.terminate()
         d.wait(30)
-    return {"steady_cpu_pct": cpu_pct, "rss_mb": rss_mb, "rss_peak_mb": hwm_mb, "idle_cpu_pct": idle_cpu,
-            "idle_wakeups_per_s": idle_wakeups}
+    return out
 
 
 def main() -> None:
@@ -212,37 +252,50 @@ def main() -> None:
     p.add_argument("--signals", type=int, default=10)
     p.add_argument("--steady-s", type=float, default=30.0)
     p.add_argument("--reps", type=int, default=2)
+    p.add_argument("--fill", type=int, default=450, help="rounds published to fill every window before the "
+                   "full-window steady phase (0: skip it)")
+    p.add_argument("--fill-rate", type=float, default=2000.0, help="messages/s while filling (default 2000)")
+    p.add_argument("--protocol", choices=("5", "3.1.1"), default="5", help="the daemon's MQTT protocol "
+                   "(default 5, its shipped default; the bare subscriber is paho's default, 3.1.1)")
     a = p.parse_args()
     logs.configure("error", "json")
     print(f"machine: {machine()}")
     with LocalBroker(persistence=False) as b, tempfile.TemporaryDirectory() as tmp:
-        results: dict[int, tuple[float, float]] = {}
+        results: dict[int, dict[str, float]] = {}
         for k in dict.fromkeys((a.signals, 1)):  # the configured width, and one signal per message
             bare, daemon = [], []
             for rep in range(a.reps):  # interleaved, so machine noise hits both alike
                 bare.append(bare_rate(b, a.messages, a.assets, k, f"bare{k}x{rep}"))
-                daemon.append(daemon_rate(b, a.messages, a.assets, k, f"daemon{k}x{rep}", Path(tmp)))
-                print(f"{k} signal(s)/message, rep {rep}: bare paho {bare[-1]:,.0f} msg/s   daemon "
-                      f"{daemon[-1]:,.0f} msg/s ({daemon[-1] * k:,.0f} samples/s)   ratio {daemon[-1] / bare[-1]:.2f}",
-                      flush=True)
-            results[k] = (max(bare), max(daemon))
-        bare_best, daemon_best = results[a.signals]
-        bare_1, daemon_1 = results[1]
-        steady = steady_and_idle(b, a.steady_s, Path(tmp))
-    ratio = daemon_best / bare_best
-    print(f"\nmessages of {a.signals} signals: bare paho {bare_best:,.0f}/s, daemon {daemon_best:,.0f}/s "
-          f"(every sample through the detectors), ratio {ratio:.2f} (target >= 0.8)")
-    print(f"messages of 1 signal: bare paho {bare_1:,.0f}/s, daemon {daemon_1:,.0f}/s, ratio {daemon_1 / bare_1:.2f}")
-    print(f"steady 200 assets x 10 signals at 1 Hz: {steady['steady_cpu_pct']:.1f} % of one core (target <= 10), "
-          f"RSS {steady['rss_mb']:.0f} MB (target <= 80)")
+                daemon.append(daemon_rate(b, a.messages, a.assets, k, f"daemon{k}x{rep}", Path(tmp), a.protocol))
+                (br, bc), (dr, dc) = bare[-1], daemon[-1]
+                print(f"{k} signal(s)/message, rep {rep}: bare paho {br:,.0f} msg/s ({bc:.0f} µs CPU/msg)   "
+                      f"daemon {dr:,.0f} msg/s ({dr * k:,.0f} samples/s, {dc:.0f} µs CPU/msg)   "
+                      f"ratio {dr / br:.2f}", flush=True)
+            results[k] = {"bare": max(r for r, _ in bare), "daemon": max(r for r, _ in daemon),
+                          "bare_cpu": min(c for _, c in bare), "daemon_cpu": min(c for _, c in daemon)}
+        steady = steady_and_idle(b, a.steady_s, Path(tmp), a.fill, a.fill_rate)
+    r, r1 = results[a.signals], results[1]
+    ratio = r["daemon"] / r["bare"]
+    print(f"\nmessages of {a.signals} signals: bare paho {r['bare']:,.0f}/s, daemon {r['daemon']:,.0f}/s "
+          f"(every sample through the detectors), ratio {ratio:.2f} (target >= 0.8); CPU per message "
+          f"{r['bare_cpu']:.0f} vs {r['daemon_cpu']:.0f} µs")
+    print(f"messages of 1 signal: bare paho {r1['bare']:,.0f}/s, daemon {r1['daemon']:,.0f}/s, ratio "
+          f"{r1['daemon'] / r1['bare']:.2f}; CPU per message {r1['bare_cpu']:.0f} vs {r1['daemon_cpu']:.0f} µs")
+    print(f"steady 200 assets x 10 signals at 1 Hz, after start: {steady['steady_cold_cpu_pct']:.1f} % of one core, "
+          f"RSS {steady['rss_cold_mb']:.0f} MB (at start {steady['rss_start_mb']:.0f} MB)")
+    print(f"steady, every window full: {steady['steady_cpu_pct']:.1f} % of one core (target <= 10), "
+          f"RSS {steady['rss_mb']:.0f} MB (target <= 80; anonymous {steady['rss_anon_mb']:.0f} MB, peak "
+          f"{steady['rss_peak_mb']:.0f} MB)")
     print(f"idle: {steady['idle_cpu_pct']:.2f} % CPU, {steady['idle_wakeups_per_s']:.1f} wake-ups/s (all threads)")
-    out = {"bare_per_s": round(bare_best, 1), "daemon_per_s": round(daemon_best, 1), "ratio": round(ratio, 3),
+    out = {"bare_per_s": round(r["bare"], 1), "daemon_per_s": round(r["daemon"], 1), "ratio": round(ratio, 3),
            "steady_cpu_pct": round(steady["steady_cpu_pct"], 2), "rss_mb": round(steady["rss_mb"], 1),
-           "idle_cpu_pct": round(steady["idle_cpu_pct"], 3),
-           "idle_wakeups_per_s": round(steady["idle_wakeups_per_s"], 1),
-           "ratio_1_signal": round(daemon_1 / bare_1, 3), "bare_1_signal_per_s": round(bare_1, 1),
-           "daemon_1_signal_per_s": round(daemon_1, 1), "signals_per_message": a.signals,
-           "messages": a.messages}
+           "bare_cpu_us_per_msg": round(r["bare_cpu"], 1), "daemon_cpu_us_per_msg": round(r["daemon_cpu"], 1),
+           "ratio_1_signal": round(r1["daemon"] / r1["bare"], 3), "bare_1_signal_per_s": round(r1["bare"], 1),
+           "daemon_1_signal_per_s": round(r1["daemon"], 1),
+           "bare_1_signal_cpu_us_per_msg": round(r1["bare_cpu"], 1),
+           "daemon_1_signal_cpu_us_per_msg": round(r1["daemon_cpu"], 1),
+           **{k: round(v, 2) for k, v in steady.items() if k not in ("steady_cpu_pct", "rss_mb")},
+           "signals_per_message": a.signals, "messages": a.messages, "protocol": a.protocol}
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / "ingest.json").write_text(json.dumps(out, indent=2))
     final_json(out)
