@@ -90,4 +90,4 @@ class Ewma(Detector):
     def set_state(self, state: dict[str, Any]) -> None:
         self._m.set_state(state["window"])
         self._ewma = None if state["ewma"] is None else float(state["ewma"])
-        self._rb.held = [float(v) for v in state.get("held", [])]
+        self._rb.restore([float(v) for v in state.get("held", [])])

@@ -61,4 +61,4 @@ class RobustZScore(Detector):
 
     def set_state(self, state: dict[str, Any]) -> None:
         self._w.set_state(state["window"])
-        self._rb.held = [float(v) for v in state.get("held", [])]
+        self._rb.restore([float(v) for v in state.get("held", [])])

@@ -53,4 +53,4 @@ class ZScore(Detector):
 
     def set_state(self, state: dict[str, Any]) -> None:
         self._m.set_state(state["window"])
-        self._rb.held = [float(v) for v in state.get("held", [])]
+        self._rb.restore([float(v) for v in state.get("held", [])])
