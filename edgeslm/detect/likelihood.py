@@ -10,6 +10,7 @@ result means the same rarity on every signal. The tail probability is kept (not 
 from __future__ import annotations
 
 import math
+from array import array
 from typing import Any
 
 from edgeslm.detect.rolling import EwMoments
@@ -25,7 +26,7 @@ class AnomalyLikelihood:
         self._long = EwMoments(long_window)  # 3 floats, not a buffer
         self.short_window = short_window
         self.warmup = warmup
-        self._short: list[float] = []
+        self._short = array("d")  # ring of the last short_window raw scores (no float objects)
         self._si = 0
         self._ssum = 0.0
 
@@ -56,11 +57,12 @@ class AnomalyLikelihood:
 
     def get_state(self) -> dict[str, Any]:
         sh = self._short
-        return {"long": self._long.get_state(), "short": sh[self._si:] + sh[: self._si], "ssum": self._ssum}
+        return {"long": self._long.get_state(), "short": (sh[self._si:] + sh[: self._si]).tolist(),
+                "ssum": self._ssum}
 
     def set_state(self, state: dict[str, Any]) -> None:
         self._long.set_state(state["long"])
-        self._short = [float(v) for v in state["short"]][-self.short_window:]
+        self._short = array("d", [float(v) for v in state["short"]][-self.short_window:])
         self._si = 0
         # The running sum as it was (not a fresh fsum), so that a restored engine continues bit-for-bit.
         self._ssum = float(state["ssum"]) if "ssum" in state and len(state["short"]) == len(self._short) \
@@ -89,7 +91,8 @@ class EventRate:
         self.short_window = short_window
         self.warmup = warmup
         self._n = 0
-        self._ev: list[int] = []  # sample numbers of the events in the long window, ascending
+        # sample numbers of the events in the long window, ascending; array('q'): 8 bytes an event, no int objects
+        self._ev = array("q")
 
     def update(self, event: bool) -> float:
         """Add one sample's event flag; return the tail probability of the recent count (0.5 in warm-up)."""
@@ -117,11 +120,11 @@ class EventRate:
         return p if p > MIN_TAIL else MIN_TAIL
 
     def get_state(self) -> dict[str, Any]:
-        return {"n": self._n, "events": list(self._ev)}
+        return {"n": self._n, "events": self._ev.tolist()}
 
     def set_state(self, state: dict[str, Any]) -> None:
         self._n = int(state["n"])
-        self._ev = [int(v) for v in state["events"]]
+        self._ev = array("q", [int(v) for v in state["events"]])
 
 
 def _binom_tail(k: int, n: int, r: float) -> float:
