@@ -88,6 +88,13 @@ def chi2_quantile(tail: float, dof: int) -> float:
 class Hotelling:
     """Rolling-window Hotelling T^2 over `dim` signals; score_one/update take one row (a value per signal)."""
 
+    __slots__ = (
+        "_buf", "_cal", "_cal_i", "_cal_n", "_calib_min", "_eff", "_ep", "_f", "_filled", "_held", "_i", "_isd",
+        "_mu", "_n", "_pot", "_prec", "_since_cal", "_since_fit", "_t2_keep", "_z", "_z_keep", "calibration_window",
+        "dim", "p", "rebaseline_after", "recover_after", "recover_fraction", "refit_every", "shrinkage", "smoothing",
+        "tail_threshold", "warmup", "window",
+    )
+
     name = "multivariate"
 
     def __init__(self, dim: int, window: int = 400, warmup: int = 100, shrinkage: float = 0.1,
