@@ -35,6 +35,22 @@ from edgeslm.detect.base import Detector
 
 _BITS = 6  # bits per symbol: levels -levels..2*levels-1 (3*levels <= 42 for levels <= 14)
 
+# One int object per distinct table key, shared by every series' table: a key is a level or a transition, from a
+# small set (42 levels, 42 x 42 first-order transitions), and a table held ~30 key objects of its own (~1 KB a
+# series). Bounded, for configurations with many more possible keys (orders > 1): past it keys stay private.
+_KEYS: dict[int, int] = {}
+_KEYS_MAX = 8192
+
+
+def _shared(key: int) -> int:
+    """The shared int object equal to key (only for keys entering a table: the value and the table are as without)."""
+    k = _KEYS.get(key)
+    if k is not None:
+        return k
+    if len(_KEYS) < _KEYS_MAX:
+        _KEYS[key] = key
+    return key
+
 
 class ContextNovelty(Detector):
     """Never-seen levels (orders=0) or level sequences (orders>=1) of one signal; score in [0, 1]."""
@@ -168,7 +184,7 @@ class ContextNovelty(Detector):
                 self._vhi = max(self._vhi, sym)
             if not orders:
                 if c is None:
-                    t[key] = 1
+                    t[_shared(key)] = 1
                     return 1.0
                 t[key] = c + 1
                 return 0.0  # (fresh/hole are left as they were: not meaningful on a score of 0)
@@ -180,8 +196,11 @@ class ContextNovelty(Detector):
                 self.fresh = self.hole = False
             sup = self.support
             s = 0.0 if ct is not None or (sup and c < sup) else 1.0
-            t[key] = c + 1
-            t[tkey] = 1 if ct is None else ct + 1
+            t[_shared(key) if c == 0 else key] = c + 1
+            if ct is None:
+                t[_shared(tkey)] = 1
+            else:
+                t[tkey] = ct + 1
             self._hist = sym
             if len(t) > self.capacity:
                 self._table = {k: v >> 1 for k, v in t.items() if v > 1}
@@ -237,7 +256,11 @@ class ContextNovelty(Detector):
         self._vhi = max(self._vhi, sym)
         t = self._table
         for key in keys:
-            t[key] = t.get(key, 0) + 1
+            c = t.get(key)
+            if c is None:
+                t[_shared(key)] = 1
+            else:
+                t[key] = c + 1
         if len(t) > self.capacity:
             self._table = {k: c >> 1 for k, c in t.items() if c > 1}
         self._hist = ((self._hist << _BITS) | sym) & self._mask
@@ -262,7 +285,7 @@ class ContextNovelty(Detector):
         self._vhi = int(state.get("vhi", -1))
         self._last = float(state["last"])
         self._steps = array("d", [float(v) for v in state["steps"]])
-        self._table = {int(k): int(c) for k, c in state["table"]}
+        self._table = {_shared(int(k)): int(c) for k, c in state["table"]}
         self._reset_out()
         if state["out"]:
             self._out = int(state["out"])
