@@ -126,6 +126,6 @@ class IngestSettings(Section):
                                      "than this are rejected.")
     max_age_s: float = Field(7 * 86400.0, gt=0, description="Timestamps older than this are rejected.")
     max_series: int = Field(5000, ge=1, le=1_000_000, description="Most (asset, signal) series the detectors "
-                            "learn (~22 KB each once their windows are full). Samples of new series beyond it "
+                            "learn (~16 KB each once their windows are full). Samples of new series beyond it "
                             "are rejected and counted (too_many_series): a device that invents signal names "
                             "cannot exhaust memory.")
