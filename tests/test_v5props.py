@@ -5,6 +5,7 @@ from __future__ import annotations
 import struct
 import threading
 import time
+from collections.abc import Iterator
 
 import paho.mqtt._packet as paho_packet
 import paho.mqtt.client as paho
@@ -16,6 +17,17 @@ from paho.mqtt.properties import MQTTException, Properties
 from edgeslm.mqtt import v5props
 from edgeslm.mqtt.v5props import SharedTableProperties
 from tests.conftest import BrokerAddr
+
+
+@pytest.fixture
+def paho_as_it_was() -> Iterator[None]:
+    """Whatever a test installs into paho is undone after it (as it was when the test started)."""
+    was = v5props.installed()
+    yield
+    if was:
+        v5props.install()
+    else:
+        v5props.uninstall()
 
 # Every property a PUBLISH may carry, each type of value paho encodes (byte, 2/4-byte and variable integers,
 # binary, UTF-8 string, string pairs; the two that may repeat, given as lists).
@@ -81,7 +93,11 @@ def test_tables_are_shared_not_rebuilt() -> None:
     assert a.names == Properties(PacketTypes.PUBLISH).names
 
 
+@pytest.mark.usefixtures("paho_as_it_was")
 def test_install_makes_paho_decode_with_it() -> None:
+    v5props.uninstall()
+    stock = paho_packet.decode_publish(0x32, _publish_packet(_packed(Properties)), MQTTProtocolVersion.MQTTv5)
+    assert type(stock.properties) is Properties
     assert v5props.install() and v5props.install()  # idempotent
     assert v5props.installed()
     res = paho_packet.decode_publish(0x32, _publish_packet(_packed(Properties)), MQTTProtocolVersion.MQTTv5)
@@ -90,6 +106,35 @@ def test_install_makes_paho_decode_with_it() -> None:
     assert res.payload == b'{"ts": 1, "v": 2.5}' and res.topic == b"plant/press1/telemetry" and res.mid == 42
 
 
+@pytest.mark.usefixtures("paho_as_it_was")
+def test_paho_still_takes_its_own_class_where_it_checks() -> None:
+    """paho's client checks isinstance(properties, Properties) (will_set, publish): stock and shared both pass."""
+    v5props.install()
+    for cls in (Properties, SharedTableProperties):
+        c = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+        props = cls(PacketTypes.WILLMESSAGE)
+        props.WillDelayInterval = 5
+        c.will_set("plant/status", b"offline", qos=1, retain=True, properties=props)
+        assert c._will_properties is props
+
+
+@pytest.mark.usefixtures("paho_as_it_was")
+def test_install_refuses_a_paho_it_does_not_know() -> None:
+    """Another class in paho's decoders (a future paho, another patch): left alone, paho's path stays."""
+    v5props.uninstall()
+
+    class Other(Properties):
+        pass
+
+    paho_packet.Properties = Other  # type: ignore[attr-defined,misc]
+    try:
+        assert not v5props.install()
+        assert paho_packet.Properties is Other and not v5props.installed()
+    finally:
+        paho_packet.Properties = Properties  # type: ignore[attr-defined,misc]
+
+
+@pytest.mark.usefixtures("paho_as_it_was")
 def test_properties_arrive_intact_through_a_real_broker(broker: BrokerAddr) -> None:
     """A v5 publish with properties, through the broker, to a paho subscriber decoding with the shared tables."""
     v5props.install()

@@ -67,6 +67,8 @@ class MqttLink:
     birth, no will) or "out" (birth/will and publishing; no subscriptions).
     """
 
+    _v5props_warned = False  # the fallback in _build is logged once per process
+
     def __init__(self, settings: Settings, on_message: MessageHandler | None = None,
                  client_id: str | None = None, role: str = "both") -> None:
         if role not in ("both", "in", "out"):
@@ -99,7 +101,10 @@ class MqttLink:
         kwargs: dict[str, Any] = {}
         if self._v5:
             # paho decodes each MQTT 5 PUBLISH with tables it rebuilds per message (edgeslm/mqtt/v5props.py).
-            v5props.install()
+            if not v5props.install() and not MqttLink._v5props_warned:
+                MqttLink._v5props_warned = True
+                log.warning("mqtt5_properties_not_shared", paho=getattr(paho, "__version__", "?"),
+                            hint="this paho's Properties differs from 2.1/2.2: its own (slower) class stays in use")
         else:
             kwargs["clean_session"] = m.clean_start
         c = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol, **kwargs)

@@ -2,23 +2,26 @@
 
 paho-mqtt 2.x `Properties.__init__` rebuilds its lookup tables (27 property names, their types and packet
 kinds) for every object, and `unpack` first clears every one of the 27 names; paho makes one such object for
-every MQTT 5 PUBLISH it receives. Measured on the 2-core dev box (2026-11-26): decoding a PUBLISH costs
-18 us in MQTT 5 against 3 us in 3.1.1 (10 us building the tables, 6 us clearing them), on a receive path of
-40-50 us a message in all: the largest single cost of telemetry in MQTT 5.
+every MQTT 5 PUBLISH it receives. Measured on the 2-core dev box (2026-11-26): decoding a PUBLISH without
+properties (our telemetry) costs 18-26 us in MQTT 5 against 3 us in 3.1.1 (10 us building the tables, 6 us
+clearing them), on a receive path of 40-50 us a message in all.
 
 `SharedTableProperties` is paho's class with the tables built once, on the class, and a `clear` that deletes
 only the properties that are set. Every other method is paho's own, so packing, unpacking, validation, `str`
-and `json` behave exactly as before (tests/test_v5props.py compares them property by property). `install()`
-makes paho's packet decoders build this class instead; it is used for nothing else.
+and `json` behave exactly as before (tests/test_v5props.py compares them). `install()` makes paho's packet
+decoders (`paho.mqtt._packet`: PUBLISH, CONNACK, SUBACK, PUBACK ...) build this class; paho's client module
+keeps its own name for the class, so its `isinstance` checks (`will_set`, `publish`) accept both. Our client
+also builds the properties of what it sends with it.
 """
 
 from __future__ import annotations
 
 import paho.mqtt._packet as _paho_packet
-import paho.mqtt.client as _paho_client
 from paho.mqtt.properties import Properties
 
 _TABLES = Properties(0)  # one object's tables, shared below (paho never mutates them)
+# What paho's __init__ puts on an instance: the layout this module was written against (paho 2.1, 2.2).
+_PAHO_LAYOUT = {"packetType", "types", "names", "properties"}
 
 
 class SharedTableProperties(Properties):
@@ -39,22 +42,25 @@ class SharedTableProperties(Properties):
 
 
 def install() -> bool:
-    """Make paho's decoders (incoming PUBLISH, CONNACK, SUBACK, PUBACK ...) build `SharedTableProperties`.
+    """Make paho's packet decoders build `SharedTableProperties` (idempotent).
 
-    Idempotent. Returns False, changing nothing, when this paho does not look like the 2.x layout this was
-    written against (then paho's own class stays in use: slower, equally correct).
+    Returns False, changing nothing, when this paho does not look like the 2.x layout this was written against
+    (its decoders' class is not paho's `Properties`, or a `Properties` object holds other instance state):
+    paho's own class then stays in use, slower and equally correct.
     """
-    ok = True
-    for mod in (_paho_packet, _paho_client):
-        current = getattr(mod, "Properties", None)
-        if current is SharedTableProperties:
-            continue
-        ok = ok and current is Properties
-    if not ok:
+    current = getattr(_paho_packet, "Properties", None)
+    if current is SharedTableProperties:
+        return True
+    if current is not Properties or set(vars(_TABLES)) != _PAHO_LAYOUT:
         return False
-    for mod in (_paho_packet, _paho_client):
-        mod.Properties = SharedTableProperties  # type: ignore[attr-defined,misc]
+    _paho_packet.Properties = SharedTableProperties  # type: ignore[attr-defined,misc]
     return True
+
+
+def uninstall() -> None:
+    """paho's own class again (tests, and benches that measure stock paho in the same process)."""
+    if getattr(_paho_packet, "Properties", None) is SharedTableProperties:
+        _paho_packet.Properties = Properties  # type: ignore[attr-defined,misc]
 
 
 def installed() -> bool:
