@@ -11,13 +11,15 @@ noisy than the rates on a shared machine). The bare subscriber is stock paho wit
 the daemon runs its shipped default, MQTT 5 (`--protocol 3.1.1` runs it on 3.1.1 instead).
 
 Then (c) the daemon as its own process (as under systemd) at a steady 200 assets x 10 signals at 1 Hz: CPU %
-of one core and RSS, first for --steady-s seconds after start (windows still short), then again once every
-detector window is full (the state the daemon lives in after its first ~8 minutes: --fill rounds of every
-series are first published at --fill-rate messages/s, below the daemon's drain rate so that no backlog inflates
-the figure). rss_mb is the full-window figure. (d) idle: CPU and wake-ups per second with no telemetry.
+of one core and RSS, first for --steady-s seconds after start (windows still short), then again once the
+detector windows are full: --fill rounds of every series are first published at --fill-rate messages/s, below
+the daemon's drain rate so that no backlog inflates the figure. With the default 450 every window is full (z-score
+and EWMA 240 samples, spike 120, multivariate 400 rows, novelty warm-up 250) except the multivariate calibration
+ring (about half of its 1,000 values; full after ~1,100 rows, ~18 min at 1 Hz: ~0.8 MB more at 200 assets).
+rss_mb is the full-window figure. (d) idle: CPU and wake-ups per second with no telemetry.
 
     python bench/ingest.py [--messages 50000] [--assets 50] [--signals 10] [--steady-s 30] [--reps 2]
-                           [--fill 450] [--fill-rate 2000] [--protocol 5]
+                           [--fill 450] [--fill-rate 2000] [--protocol 5] [--compiled]
 Ends with one JSON line: bare_per_s, daemon_per_s, ratio, steady_cpu_pct, rss_mb (+ details).
 """
 
@@ -38,8 +40,9 @@ import paho.mqtt.client as paho
 from _common import REPO, final_json, machine, parser
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edgeslm import logs
+from edgeslm import accel, logs
 from edgeslm.app import App
+from edgeslm.mqtt import v5props
 from edgeslm.mqtt.localbroker import LocalBroker
 from edgeslm.settings import load_settings
 
@@ -87,7 +90,10 @@ def own_cpu_s() -> float:
 def bare_rate(b: LocalBroker, n: int, assets: int, signals: int, prefix: str) -> tuple[float, float]:
     """A paho subscriber that only counts: connect once to create the session, go offline, load, drain.
 
-    Returns (messages/s, CPU µs of this process per message) over the drain."""
+    Returns (messages/s, CPU µs of this process per message) over the drain. Stock paho: the daemon's MQTT 5
+    property module (edgeslm/mqtt/v5props.py), installed process-wide by a daemon run before, is taken out
+    first (3.1.1 decodes no properties, so it would not change the figure, but the baseline is plain paho)."""
+    v5props.uninstall()
     count = 0
     first = last = cpu0 = cpu1 = 0.0
     done = threading.Event()
@@ -154,17 +160,19 @@ def daemon_rate(b: LocalBroker, n: int, assets: int, signals: int, prefix: str, 
     assert app.pipeline is not None
     deadline = time.monotonic() + 300
     pipe = app.pipeline
+    # The clock starts at the first message in (queued or already scored), as the bare subscriber's does:
+    # starting it at the first scored sample would leave out what paho received while the first batch waited.
     while pipe.processed_samples < want and time.monotonic() < deadline:
-        if not first and pipe.processed_samples:
+        if not first and (pipe.queue_depth() or pipe.processed_samples):
             first = time.perf_counter()
             cpu0 = own_cpu_s()
-        time.sleep(0.005)
+        time.sleep(0.002)
     last = time.perf_counter()
     cpu1 = own_cpu_s()
     got = pipe.processed_samples
     app.stop()
     assert got >= want, f"daemon processed {got}/{want} samples"
-    # messages/s, comparable with the bare subscriber's; the CPU includes this polling loop (~1 wake-up a ms)
+    # messages/s, comparable with the bare subscriber's; the CPU includes this polling loop (a wake-up per 2 ms)
     return (n - 1) / (last - first), 1e6 * (cpu1 - cpu0) / (n - 1)
 
 
@@ -197,13 +205,15 @@ def steady_phase(b: LocalBroker, pid: int, seconds: float) -> tuple[float, float
     return cpu_pct, rss_mb
 
 
-def steady_and_idle(b: LocalBroker, seconds: float, state: Path, fill: int, fill_rate: float) -> dict[str, float]:
+def steady_and_idle(b: LocalBroker, seconds: float, state: Path, fill: int, fill_rate: float,
+                    pythonpath: Path | None = None) -> dict[str, float]:
     """The daemon as its own process (as under systemd): 200 assets x 10 signals at 1 Hz, just after start and
-    with every window full, then idle."""
+    with every window full, then idle. `pythonpath`: import edgeslm from there (a compiled build)."""
+    state.mkdir(parents=True, exist_ok=True)
     cfg = state / "steady.toml"
     cfg.write_text(f"""
 [gateway]
-name = "bench-steady"
+name = "bench-steady{'-compiled' if pythonpath else ''}"
 state_dir = "{state / 'steady'}"
 [mqtt]
 host = "{b.host}"
@@ -216,8 +226,15 @@ asset = "topic:1"
 level = "warning"
 format = "json"
 """)
+    env = dict(os.environ, PYTHONPATH=str(pythonpath)) if pythonpath else None
+    # `-m` puts the working directory first on sys.path: from the repo root that is the pure checkout.
+    cwd = str(pythonpath) if pythonpath else None
+    if pythonpath:
+        check = subprocess.run([sys.executable, "-c", "from edgeslm import accel; print(accel.compiled_in_use())"],
+                               env=env, cwd=cwd, capture_output=True, text=True, check=True)
+        assert check.stdout.strip() == "True", f"the compiled build is not what runs: {check.stdout}{check.stderr}"
     d = subprocess.Popen([sys.executable, "-m", "edgeslm", "run", "--config", str(cfg)],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd)
     try:
         time.sleep(3.0)  # start-up
         out = {"rss_start_mb": proc_status(d.pid, "VmRSS") / 1024}
@@ -257,6 +274,8 @@ def main() -> None:
     p.add_argument("--fill-rate", type=float, default=2000.0, help="messages/s while filling (default 2000)")
     p.add_argument("--protocol", choices=("5", "3.1.1"), default="5", help="the daemon's MQTT protocol "
                    "(default 5, its shipped default; the bare subscriber is paho's default, 3.1.1)")
+    p.add_argument("--compiled", action="store_true", help="also run the steady phases on the mypyc-compiled "
+                   "detectors (edgeslm/accel.py; needs mypy and a C compiler)")
     a = p.parse_args()
     logs.configure("error", "json")
     print(f"machine: {machine()}")
@@ -274,6 +293,10 @@ def main() -> None:
             results[k] = {"bare": max(r for r, _ in bare), "daemon": max(r for r, _ in daemon),
                           "bare_cpu": min(c for _, c in bare), "daemon_cpu": min(c for _, c in daemon)}
         steady = steady_and_idle(b, a.steady_s, Path(tmp), a.fill, a.fill_rate)
+        if a.compiled:
+            root = accel.build(Path(tmp) / "compiled")
+            comp = steady_and_idle(b, a.steady_s, Path(tmp) / "c", a.fill, a.fill_rate, pythonpath=root)
+            steady |= {"steady_cpu_pct_compiled": comp["steady_cpu_pct"], "rss_mb_compiled": comp["rss_mb"]}
     r, r1 = results[a.signals], results[1]
     ratio = r["daemon"] / r["bare"]
     print(f"\nmessages of {a.signals} signals: bare paho {r['bare']:,.0f}/s, daemon {r['daemon']:,.0f}/s "
@@ -286,6 +309,9 @@ def main() -> None:
     print(f"steady, every window full: {steady['steady_cpu_pct']:.1f} % of one core (target <= 10), "
           f"RSS {steady['rss_mb']:.0f} MB (target <= 80; anonymous {steady['rss_anon_mb']:.0f} MB, peak "
           f"{steady['rss_peak_mb']:.0f} MB)")
+    if a.compiled:
+        print(f"the same, detectors compiled (mypyc): {steady['steady_cpu_pct_compiled']:.1f} % of one core, RSS "
+              f"{steady['rss_mb_compiled']:.0f} MB")
     print(f"idle: {steady['idle_cpu_pct']:.2f} % CPU, {steady['idle_wakeups_per_s']:.1f} wake-ups/s (all threads)")
     out = {"bare_per_s": round(r["bare"], 1), "daemon_per_s": round(r["daemon"], 1), "ratio": round(ratio, 3),
            "steady_cpu_pct": round(steady["steady_cpu_pct"], 2), "rss_mb": round(steady["rss_mb"], 1),
