@@ -118,9 +118,7 @@ class Hotelling:
         self._eff = smoothing / (2.0 - smoothing)  # effective independent rows per row of an EWMA of noise
         self.calibration_window = calibration_window
         self._calib_min = max(20, calibration_window // 5)
-        # Both rings grow as rows arrive (doubling, up to their length): a new asset's detector holds a few rows,
-        # not its full window and calibration ring (40 KB at 10 signals), until it has seen them.
-        self._buf = np.zeros((0, dim))
+        self._buf = np.zeros((0, dim))  # both rings grow as rows arrive (_grown)
         self._n = 0
         self._i = 0
         self._since_fit = 0
@@ -141,21 +139,6 @@ class Hotelling:
     @property
     def n(self) -> int:
         return self._n
-
-    def _reserve(self, rows: int) -> None:
-        """Room for at least `rows` rows in the window (at most `window`); the rows held so far are kept."""
-        old = self._buf
-        if rows > len(old):
-            buf = np.zeros((min(max(rows, 2 * len(old), 8), self.window), self.dim))
-            buf[: len(old)] = old
-            self._buf = buf
-
-    def _reserve_cal(self, n: int) -> None:
-        old = self._cal
-        if n > len(old):
-            cal = np.zeros(min(max(n, 2 * len(old), 16), self.calibration_window))
-            cal[: len(old)] = old
-            self._cal = cal
 
     def _fit(self) -> None:
         data = self._buf[: self._n]
@@ -192,8 +175,8 @@ class Hotelling:
                 self._pot = (u, beta)
 
     def _push(self, row: np.ndarray) -> None:
-        if self._i >= len(self._buf):
-            self._reserve(self._i + 1)
+        if self._i >= len(self._buf):  # once per doubling; no call per row
+            self._buf = _grown(self._buf, self._i + 1, self.window, 8)
         self._buf[self._i] = row
         self._i = (self._i + 1) % self.window
         self._n = min(self._n + 1, self.window)
@@ -253,7 +236,7 @@ class Hotelling:
             if self.calibration_window and p > CALIB_RARITY:
                 # as an F value, so that rows scored against a young window compare with later ones
                 if self._cal_i >= len(self._cal):
-                    self._reserve_cal(self._cal_i + 1)
+                    self._cal = _grown(self._cal, self._cal_i + 1, self.calibration_window, 16)
                 self._cal[self._cal_i] = t2 / self._f[0]
                 self._cal_i = (self._cal_i + 1) % self.calibration_window
                 self._cal_n = min(self._cal_n + 1, self.calibration_window)
@@ -341,7 +324,7 @@ class Hotelling:
             j = int(state.get("cal_i", 0))
             cal = (cal[j:] + cal[:j])[-self.calibration_window:] if self.calibration_window else []
         self._cal_n = len(cal)
-        self._reserve_cal(self._cal_n)
+        self._cal = _grown(self._cal, self._cal_n, self.calibration_window, 16)
         self._cal[: self._cal_n] = cal
         self._cal_i = int(state["cal_i"]) if same_cal else self._cal_n % max(self.calibration_window, 1)
         buf = _unpack(state["buf"]).reshape(-1, self.dim) if "buf" in state else None
@@ -349,7 +332,7 @@ class Hotelling:
             # Same layout: restore exactly (the fit and the empirical tail as they were), keep the schedules.
             self._n = len(buf)
             if self._n:
-                self._reserve(self._n)
+                self._buf = _grown(self._buf, self._n, self.window, 8)
                 self._buf[: self._n] = buf
             self._i = int(state["i"])
             self._filled = bool(state.get("filled", self._n == self.window))
@@ -385,6 +368,16 @@ class Hotelling:
         self._filled = self._filled or bool(state.get("filled", False))
         self._fit_calibration()
 
+
+def _grown(a: np.ndarray, n: int, cap: int, least: int) -> np.ndarray:
+    """`a` with room for at least n rows (doubling, at least `least`, at most `cap`), the rows it holds kept; `a`
+    itself when it has the room. The window and the calibration ring grow this way as rows arrive: a new asset's
+    detector holds a few rows, not its full window and ring (40 KB at 10 signals), until it has seen them."""
+    if n <= len(a):
+        return a
+    grown = np.zeros((min(max(n, 2 * len(a), least), cap), *a.shape[1:]))
+    grown[: len(a)] = a
+    return grown
 
 
 def _pack(a: np.ndarray) -> str:
