@@ -27,7 +27,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 
 from edgeslm.logs import RateLimited
-from edgeslm.mqtt import topics, v5props
+from edgeslm.mqtt import selfwake, topics, v5props
 from edgeslm.mqtt.v5props import SharedTableProperties as Properties
 from edgeslm.settings import MqttSettings, Settings
 
@@ -67,7 +67,8 @@ class MqttLink:
     birth, no will) or "out" (birth/will and publishing; no subscriptions).
     """
 
-    _v5props_warned = False  # the fallback in _build is logged once per process
+    _v5props_warned = False  # the fallbacks in _build are logged once per process
+    _selfwake_warned = False
 
     def __init__(self, settings: Settings, on_message: MessageHandler | None = None,
                  client_id: str | None = None, role: str = "both") -> None:
@@ -107,7 +108,13 @@ class MqttLink:
                             hint="this paho's Properties differs from 2.1/2.2: its own (slower) class stays in use")
         else:
             kwargs["clean_session"] = m.clean_start
-        c = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol, **kwargs)
+        if not selfwake.SUPPORTED and not MqttLink._selfwake_warned:
+            MqttLink._selfwake_warned = True
+            log.warning("mqtt_selfwake_not_supported", hint="this paho's _packet_queue differs from 2.1/2.2: its "
+                        "network thread keeps waking itself for each PUBACK (slower, equally correct)")
+        # paho's client minus the socketpair wake-up its network thread sends itself for every PUBACK
+        # (edgeslm/mqtt/selfwake.py)
+        c = selfwake.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol, **kwargs)
         c.suppress_exceptions = True  # belt and braces: our callbacks already catch everything
         # The outbox is the real queue (on disk); paho's in-memory queue is only a small window.
         c.max_inflight_messages_set(max(1, self._s.outbox.inflight))
