@@ -95,6 +95,18 @@ def test_bad_asset_values() -> None:
     assert reason(d, b'{"x": 1}') == "no_asset"
 
 
+def test_assets_from_topics_are_remembered_but_a_bad_topic_is_rejected_every_time() -> None:
+    d = dec(asset="topic:1")
+    for _ in range(2):
+        assert [s.asset for s in d.decode("f/pump-1/telemetry", b'{"x": 1.5}', NOW)] == ["pump-1"]
+        assert [s.asset for s in d.decode("f/pump-2/telemetry", b'{"x": 1.5}', NOW)] == ["pump-2"]
+        assert reason(d, b'{"x": 1.5}', "f//telemetry") == "no_asset"
+        assert reason(d, b'{"x": 1.5}', "f/a\tb/telemetry") == "bad_asset"
+    d.MAX_NAMES = 2  # full: a new topic is still resolved, just not remembered
+    assert [s.asset for s in d.decode("f/pump-3/telemetry", b'{"x": 1.5}', NOW)] == ["pump-3"]
+    assert d._assets == {"f/pump-1/telemetry": "pump-1", "f/pump-2/telemetry": "pump-2"}
+
+
 def test_depth_scan_ignores_brackets_in_strings() -> None:
     assert nesting_depth(b'{"a": "[[[[[[[[[[[[", "b": {"c": 1}}') == 2
     out = dec(asset="topic:1").decode("f/p/t", b'{"note": "[[[[[[[[[[[[[[[[[", "x": 2}', NOW)

@@ -97,6 +97,8 @@ class JsonDecoder:
     # Signal names already checked (bounded): a plant sends the same few keys millions of times.
     _names: dict[str, str] = field(default_factory=dict, repr=False)
     _skip: frozenset[str] = field(default=frozenset(), repr=False)
+    # Topic -> checked asset, when the asset comes from the topic (or is a constant): same bound.
+    _assets: dict[str, str] | None = field(default=None, repr=False)
 
     MAX_NAMES = 10_000
 
@@ -104,13 +106,20 @@ class JsonDecoder:
         m = self.mapping
         self._skip = frozenset(x for x in (m.asset.partition(":")[2] if m.asset.startswith("field:") else None,
                                            m.timestamp_field) if x)
+        if not m.asset.startswith("field:"):
+            self._assets = {}
 
     def decode(self, topic: str, raw: bytes, received: float) -> list[Sample]:
         doc = parse_json(raw, self.limits.max_payload_bytes, self.limits.max_json_depth)
         if not isinstance(doc, dict):
             raise PayloadError("not_object", f"expected a JSON object, got {type(doc).__name__}")
         m = self.mapping
-        asset = resolve_source(m.asset, topic, "asset", doc)
+        known = self._assets
+        asset = known.get(topic) if known is not None else None
+        if asset is None:
+            asset = resolve_source(m.asset, topic, "asset", doc)
+            if known is not None and len(known) < self.MAX_NAMES:
+                known[topic] = asset
         ts = received
         if m.timestamp_field:
             raw_ts = lookup(doc, m.timestamp_field)
