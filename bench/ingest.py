@@ -8,7 +8,9 @@ separate process loads N messages into the broker for the subscriber's persisten
 offline, then the subscriber connects and we time the drain. That measures the consumer alone, not the
 publisher. Beside the rates, the CPU time this process spent per message during each drain (all threads; less
 noisy than the rates on a shared machine). The bare subscriber is stock paho with its defaults (MQTT 3.1.1);
-the daemon runs its shipped default, MQTT 5 (`--protocol 3.1.1` runs it on 3.1.1 instead).
+the daemon runs its shipped default, MQTT 5 (`--protocol 3.1.1` runs it on 3.1.1 instead). A third drain runs
+the daemon with every detector switched off: the cost of the design before detection (MQTT session, decoding,
+queue, the engine's bookkeeping), i.e. the best ratio any detector set could reach in it.
 
 Then (c) the daemon as its own process (as under systemd) at a steady 200 assets x 10 signals at 1 Hz: CPU %
 of one core and RSS, first for --steady-s seconds after start (windows still short), then again once the
@@ -20,7 +22,8 @@ rss_mb is the full-window figure. (d) idle: CPU and wake-ups per second with no 
 
     python bench/ingest.py [--messages 50000] [--assets 50] [--signals 10] [--steady-s 30] [--reps 2]
                            [--fill 450] [--fill-rate 2000] [--protocol 5] [--compiled]
-Ends with one JSON line: bare_per_s, daemon_per_s, ratio, steady_cpu_pct, rss_mb (+ details).
+Ends with one JSON line: bare_per_s, daemon_per_s, ratio, steady_cpu_pct, rss_mb (+ details, among them
+ratio_no_detectors).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import paho.mqtt.client as paho
@@ -44,7 +48,13 @@ from edgeslm import accel, logs
 from edgeslm.app import App
 from edgeslm.mqtt import v5props
 from edgeslm.mqtt.localbroker import LocalBroker
-from edgeslm.settings import load_settings
+from edgeslm.settings import DetectSettings, load_settings
+
+# Every detector switched off: what the daemon spends on a message before any detection (its MQTT session,
+# decoding, the queue, the engine's per-sample bookkeeping and the alarm stage). Measured beside the default
+# set, it shows how much of the gap to bare paho is detection and how much the design's fixed cost.
+NO_DETECTORS = {name: {"enabled": False} for name, f in DetectSettings.model_fields.items()
+                if f.annotation is not None and "enabled" in getattr(f.annotation, "model_fields", {})}
 
 PUBLISHER = r"""
 import json, random, sys, time
@@ -136,8 +146,9 @@ def bare_rate(b: LocalBroker, n: int, assets: int, signals: int, prefix: str) ->
 
 
 def daemon_rate(b: LocalBroker, n: int, assets: int, signals: int, prefix: str, state: Path,
-                protocol: str = "5") -> tuple[float, float]:
-    """The daemon (App) drains the same kind of backlog: (messages/s, CPU µs of this process per message)."""
+                protocol: str = "5", detect: dict[str, Any] | None = None) -> tuple[float, float]:
+    """The daemon (App) drains the same kind of backlog: (messages/s, CPU µs of this process per message).
+    `detect`: overrides of the [detect] settings (default: the shipped detector set)."""
     tag = f"{time.time_ns()}"
     s = load_settings(None, gateway={"name": f"bench-{tag}", "state_dir": str(state / tag)},
                       mqtt={"host": b.host, "port": b.port, "client_id": f"bench-daemon-{tag}",
@@ -146,7 +157,7 @@ def daemon_rate(b: LocalBroker, n: int, assets: int, signals: int, prefix: str, 
                       advice={"model_dir": None}, logging={"level": "error"},
                       # The whole backlog fits the inbound queue: this measures processing speed. With the
                       # default bound the queue sheds the oldest while paho reads faster than detection.
-                      ingest={"queue_size": n + 1})
+                      ingest={"queue_size": n + 1}, **({"detect": detect} if detect else {}))
     app = App(s)
     app.start()  # creates the persistent session and subscription
     assert app.link is not None and app.link.wait_connected(10)
@@ -282,16 +293,19 @@ def main() -> None:
     with LocalBroker(persistence=False) as b, tempfile.TemporaryDirectory() as tmp:
         results: dict[int, dict[str, float]] = {}
         for k in dict.fromkeys((a.signals, 1)):  # the configured width, and one signal per message
-            bare, daemon = [], []
-            for rep in range(a.reps):  # interleaved, so machine noise hits both alike
+            bare, daemon, floor = [], [], []
+            for rep in range(a.reps):  # interleaved, so machine noise hits all alike
                 bare.append(bare_rate(b, a.messages, a.assets, k, f"bare{k}x{rep}"))
                 daemon.append(daemon_rate(b, a.messages, a.assets, k, f"daemon{k}x{rep}", Path(tmp), a.protocol))
-                (br, bc), (dr, dc) = bare[-1], daemon[-1]
+                floor.append(daemon_rate(b, a.messages, a.assets, k, f"floor{k}x{rep}", Path(tmp), a.protocol,
+                                         detect=NO_DETECTORS))
+                (br, bc), (dr, dc), (fr, fc) = bare[-1], daemon[-1], floor[-1]
                 print(f"{k} signal(s)/message, rep {rep}: bare paho {br:,.0f} msg/s ({bc:.0f} µs CPU/msg)   "
-                      f"daemon {dr:,.0f} msg/s ({dr * k:,.0f} samples/s, {dc:.0f} µs CPU/msg)   "
-                      f"ratio {dr / br:.2f}", flush=True)
+                      f"daemon {dr:,.0f} msg/s ({dr * k:,.0f} samples/s, {dc:.0f} µs CPU/msg), ratio {dr / br:.2f}   "
+                      f"no detectors {fr:,.0f} msg/s ({fc:.0f} µs CPU/msg), ratio {fr / br:.2f}", flush=True)
             results[k] = {"bare": max(r for r, _ in bare), "daemon": max(r for r, _ in daemon),
-                          "bare_cpu": min(c for _, c in bare), "daemon_cpu": min(c for _, c in daemon)}
+                          "floor": max(r for r, _ in floor), "bare_cpu": min(c for _, c in bare),
+                          "daemon_cpu": min(c for _, c in daemon), "floor_cpu": min(c for _, c in floor)}
         steady = steady_and_idle(b, a.steady_s, Path(tmp), a.fill, a.fill_rate)
         if a.compiled:
             root = accel.build(Path(tmp) / "compiled")
@@ -304,6 +318,10 @@ def main() -> None:
           f"{r['bare_cpu']:.0f} vs {r['daemon_cpu']:.0f} µs")
     print(f"messages of 1 signal: bare paho {r1['bare']:,.0f}/s, daemon {r1['daemon']:,.0f}/s, ratio "
           f"{r1['daemon'] / r1['bare']:.2f}; CPU per message {r1['bare_cpu']:.0f} vs {r1['daemon_cpu']:.0f} µs")
+    print(f"the daemon with every detector off (its MQTT session, decoding, queue and engine bookkeeping: the "
+          f"ceiling of this design): {a.signals} signals {r['floor']:,.0f}/s, ratio {r['floor'] / r['bare']:.2f} "
+          f"({r['floor_cpu']:.0f} µs CPU/msg); 1 signal {r1['floor']:,.0f}/s, ratio {r1['floor'] / r1['bare']:.2f} "
+          f"({r1['floor_cpu']:.0f} µs)")
     print(f"steady 200 assets x 10 signals at 1 Hz, after start: {steady['steady_cold_cpu_pct']:.1f} % of one core, "
           f"RSS {steady['rss_cold_mb']:.0f} MB (at start {steady['rss_start_mb']:.0f} MB)")
     print(f"steady, every window full: {steady['steady_cpu_pct']:.1f} % of one core (target <= 10), "
@@ -320,6 +338,10 @@ def main() -> None:
            "daemon_1_signal_per_s": round(r1["daemon"], 1),
            "bare_1_signal_cpu_us_per_msg": round(r1["bare_cpu"], 1),
            "daemon_1_signal_cpu_us_per_msg": round(r1["daemon_cpu"], 1),
+           "no_detectors_per_s": round(r["floor"], 1), "ratio_no_detectors": round(r["floor"] / r["bare"], 3),
+           "no_detectors_cpu_us_per_msg": round(r["floor_cpu"], 1),
+           "ratio_no_detectors_1_signal": round(r1["floor"] / r1["bare"], 3),
+           "no_detectors_1_signal_cpu_us_per_msg": round(r1["floor_cpu"], 1),
            **{k: round(v, 2) for k, v in steady.items() if k not in ("steady_cpu_pct", "rss_mb")},
            "signals_per_message": a.signals, "messages": a.messages, "protocol": a.protocol}
     a.out.mkdir(parents=True, exist_ok=True)
