@@ -18,7 +18,9 @@ detector windows are full: --fill rounds of every series are first published at 
 the daemon's drain rate so that no backlog inflates the figure. With the default 450 every window is full (z-score
 and EWMA 240 samples, spike 120, multivariate 400 rows, novelty warm-up 250) except the multivariate calibration
 ring (about half of its 1,000 values; full after ~1,100 rows, ~18 min at 1 Hz: ~0.8 MB more at 200 assets).
-rss_mb is the full-window figure. (d) idle: CPU and wake-ups per second with no telemetry.
+rss_mb is the full-window figure. Beside the daemon, in its own process, a bare paho subscriber (stock, QoS 1)
+receives the same messages: its CPU % is the MQTT client's own share of the budget (bare_steady_cpu_pct).
+(d) idle: CPU and wake-ups per second with no telemetry.
 
     python bench/ingest.py [--messages 50000] [--assets 50] [--signals 10] [--steady-s 30] [--reps 2]
                            [--fill 450] [--fill-rate 2000] [--protocol 5] [--compiled]
@@ -83,6 +85,24 @@ for info in infos:
     info.wait_for_publish(60)
 c.disconnect(); c.loop_stop()
 print(n, time.monotonic() - t0, flush=True)
+"""
+
+# The MQTT client's own cost at the steady load: stock paho with its defaults, subscribed at QoS 1 like the
+# daemon, counting messages, in its own process beside the daemon (the same messages reach both).
+BARE_SUBSCRIBER = r"""
+import sys
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+host, port, topic = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+n = 0
+def on_message(c, u, m):
+    global n
+    n += 1
+c = paho.Client(CallbackAPIVersion.VERSION2)
+c.on_message = on_message
+c.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
+c.connect(host, port)
+c.loop_forever()
 """
 
 
@@ -204,16 +224,17 @@ def wakeups(pid: int) -> int:
     return sum(proc_status(int(t.name), "voluntary_ctxt_switches") for t in Path(f"/proc/{pid}/task").iterdir())
 
 
-def steady_phase(b: LocalBroker, pid: int, seconds: float) -> tuple[float, float]:
-    """200 assets x 10 signals at 1 Hz for 5 s + `seconds`; (CPU % of one core, RSS MB) over the last `seconds`."""
+def steady_phase(b: LocalBroker, pid: int, seconds: float, bare_pid: int) -> tuple[float, float, float]:
+    """200 assets x 10 signals at 1 Hz for 5 s + `seconds`; over the last `seconds`: (CPU % of one core, RSS MB)
+    of the daemon, and the CPU % of the bare paho subscriber that receives the same messages meanwhile."""
     pub = publish(b.host, b.port, int(200 * (seconds + 5)), 200, 10, "steady", rate=200.0)
     time.sleep(5.0)  # the new rate settles (and, at start, the detectors warm up)
-    c0, t0 = proc_cpu_s(pid), time.monotonic()
+    c0, b0, t0 = proc_cpu_s(pid), proc_cpu_s(bare_pid), time.monotonic()
     time.sleep(seconds)
-    cpu_pct = 100 * (proc_cpu_s(pid) - c0) / (time.monotonic() - t0)
+    c1, b1, el = proc_cpu_s(pid), proc_cpu_s(bare_pid), time.monotonic() - t0
     rss_mb = proc_status(pid, "VmRSS") / 1024
     pub.wait()
-    return cpu_pct, rss_mb
+    return 100 * (c1 - c0) / el, rss_mb, 100 * (b1 - b0) / el
 
 
 def steady_and_idle(b: LocalBroker, seconds: float, state: Path, fill: int, fill_rate: float,
@@ -246,20 +267,25 @@ format = "json"
         assert check.stdout.strip() == "True", f"the compiled build is not what runs: {check.stdout}{check.stderr}"
     d = subprocess.Popen([sys.executable, "-m", "edgeslm", "run", "--config", str(cfg)],
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd)
+    bare = subprocess.Popen([sys.executable, "-c", BARE_SUBSCRIBER, b.host, str(b.port), "steady/+/telemetry"])
     try:
         time.sleep(3.0)  # start-up
         out = {"rss_start_mb": proc_status(d.pid, "VmRSS") / 1024}
-        out["steady_cold_cpu_pct"], out["rss_cold_mb"] = steady_phase(b, d.pid, seconds)
+        out["steady_cold_cpu_pct"], out["rss_cold_mb"], out["bare_steady_cold_cpu_pct"] = steady_phase(
+            b, d.pid, seconds, bare.pid)
         if fill:
             # Every series' windows filled (z-score/EWMA 240 samples, multivariate 400 rows), faster than 1 Hz
             # but slower than the daemon drains, so that no queued backlog is in the RSS.
             publish(b.host, b.port, 200 * fill, 200, 10, "steady", rate=fill_rate).wait()
             time.sleep(3.0)
-            out["steady_cpu_pct"], out["rss_mb"] = steady_phase(b, d.pid, seconds)
+            out["steady_cpu_pct"], out["rss_mb"], out["bare_steady_cpu_pct"] = steady_phase(
+                b, d.pid, seconds, bare.pid)
         else:
             out["steady_cpu_pct"], out["rss_mb"] = out["steady_cold_cpu_pct"], out["rss_cold_mb"]
+            out["bare_steady_cpu_pct"] = out["bare_steady_cold_cpu_pct"]
         out["rss_peak_mb"] = proc_status(d.pid, "VmHWM") / 1024
         out["rss_anon_mb"] = proc_status(d.pid, "RssAnon") / 1024
+        out["bare_rss_mb"] = proc_status(bare.pid, "VmRSS") / 1024
         time.sleep(2.0)
         c0, t0, w0 = proc_cpu_s(d.pid), time.monotonic(), wakeups(d.pid)
         time.sleep(10.0)
@@ -267,8 +293,10 @@ format = "json"
         out["idle_cpu_pct"] = 100 * (proc_cpu_s(d.pid) - c0) / idle_s
         out["idle_wakeups_per_s"] = (wakeups(d.pid) - w0) / idle_s
     finally:
+        bare.terminate()
         d.terminate()
         d.wait(30)
+        bare.wait(30)
     return out
 
 
@@ -327,6 +355,9 @@ def main() -> None:
     print(f"steady, every window full: {steady['steady_cpu_pct']:.1f} % of one core (target <= 10), "
           f"RSS {steady['rss_mb']:.0f} MB (target <= 80; anonymous {steady['rss_anon_mb']:.0f} MB, peak "
           f"{steady['rss_peak_mb']:.0f} MB)")
+    print(f"a bare paho subscriber receiving the same messages meanwhile: {steady['bare_steady_cpu_pct']:.1f} % of "
+          f"one core (after start {steady['bare_steady_cold_cpu_pct']:.1f} %), RSS {steady['bare_rss_mb']:.0f} MB: "
+          f"the daemon costs {steady['steady_cpu_pct'] - steady['bare_steady_cpu_pct']:.1f} points more")
     if a.compiled:
         print(f"the same, detectors compiled (mypyc): {steady['steady_cpu_pct_compiled']:.1f} % of one core, RSS "
               f"{steady['rss_mb_compiled']:.0f} MB")
