@@ -214,7 +214,7 @@ class MqttLink:
             self._auth_logged = False
             # Subscriptions are re-sent on every connect: a broker that lost our session would
             # otherwise deliver nothing, silently.
-            subs = list(self._subs)
+            subs: list[tuple[str, int]] = list(self._subs)
             self.subscribed.clear()
             if self._on_message is not None and subs:
                 self._sub_mid = client.subscribe(subs)[1]
@@ -260,7 +260,8 @@ class MqttLink:
     def _handle_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
         try:
             if self._on_message is not None:
-                self._on_message(msg.topic, msg.payload, time.time())
+                payload = msg.payload  # bytes from paho's decoder; typed bytes | bytearray
+                self._on_message(msg.topic, payload if type(payload) is bytes else bytes(payload), time.time())
         except Exception:
             log.exception("mqtt_on_message_error", topic=getattr(msg, "topic", "?"))
 

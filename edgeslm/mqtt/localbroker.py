@@ -37,9 +37,10 @@ class LocalBroker:
 
     def __init__(self, port: int | None = None, extra_conf: str = "", persistence: bool = True,
                  workdir: Path | None = None) -> None:
-        self.binary = find_mosquitto()
-        if self.binary is None:
+        binary = find_mosquitto()
+        if binary is None:
             raise BrokerUnavailable(INSTALL_HINT)
+        self.binary: str = binary
         self.host = "127.0.0.1"
         self.port = port or free_port()
         self._own_dir = workdir is None
