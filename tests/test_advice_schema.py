@@ -38,7 +38,9 @@ def test_parse_accepts_valid_and_rejects_invalid() -> None:
     assert parse_model_output(json.dumps(GOOD)).urgency == "high"
     for bad, why in [("{", "invalid JSON"), (json.dumps({**GOOD, "urgency": "soon"}), "urgency"),
                      (json.dumps({**GOOD, "extra": 1}), "extra"), (json.dumps({**GOOD, "summary": " "}), "empty"),
-                     (json.dumps({**GOOD, "probable_causes": []}), "probable_causes")]:
+                     (json.dumps({**GOOD, "probable_causes": []}), "probable_causes"),
+                     # Python's json refuses integers over 4,300 digits with a plain ValueError (no .msg)
+                     ('{"confidence": 1' + "0" * 5000 + "}", "invalid JSON")]:
         with pytest.raises(AdviceRejected, match=why):
             parse_model_output(bad)
 

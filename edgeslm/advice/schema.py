@@ -63,8 +63,10 @@ def parse_model_output(text: str) -> ModelAdvice:
     """Parse and validate raw model text; raise AdviceRejected with a short reason."""
     try:
         raw = json.loads(text)
-    except ValueError as e:
+    except json.JSONDecodeError as e:
         raise AdviceRejected(f"invalid JSON: {e.msg} at char {e.pos}") from None
+    except ValueError as e:  # not a JSONDecodeError: an integer beyond Python's digit limit
+        raise AdviceRejected(f"invalid JSON: {str(e)[:80]}") from None
     try:
         adv = ModelAdvice.model_validate(raw)
     except ValidationError as e:
