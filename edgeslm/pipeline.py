@@ -58,7 +58,7 @@ class Pipeline:
         self.state_saver: Callable[[Iterator[str]], None] | None = None
         self.save_every = settings.gateway.state_save_s
         # Commands a decoder asks to send (Sparkplug rebirth requests); None drops them.
-        self.command_sink: Callable[[str, bytes], None] | None = None
+        self.command_sink: Callable[[str, bytes], object] | None = None  # its result is not used
 
     # --- producer side: paho's network thread ------------------------------------------------------
     def offer(self, topic: str, payload: bytes, received: float) -> None:
@@ -183,8 +183,8 @@ class Pipeline:
                 events.extend(evs)
         for dec in self._router.decoders:
             if dec.skipped:
-                for reason, c in dec.skipped.items():
-                    bad[reason] = bad.get(reason, 0) + c
+                for reason, k in dec.skipped.items():
+                    bad[reason] = bad.get(reason, 0) + k
                 dec.skipped.clear()
             outgoing = getattr(dec, "outgoing", None)
             if outgoing:

@@ -200,7 +200,7 @@ class EdgeNode:
         return [(self.topic("DDATA", device_id), p.SerializeToString())]
 
 
-def is_rebirth_command(raw: bytes) -> bool:
+def is_rebirth_command(raw: bytes | bytearray) -> bool:
     if len(raw) > MAX_COMMAND_BYTES:
         return False
     try:

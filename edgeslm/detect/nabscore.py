@@ -39,7 +39,7 @@ def sweep_points(timestamps: list[datetime], scores: list[float], windows: list[
     """Per-row weighted scores as NAB's Sweeper.calcSweepScore computes them (probationary rows dropped)."""
     n = len(timestamps)
     prob_len = probation_rows(n, probation_percent)
-    index = {}
+    index: dict[datetime, int] = {}
     for i, t in enumerate(timestamps):
         index.setdefault(t, i)
     max_tp = scaled_sigmoid(-1.0)

@@ -161,7 +161,8 @@ def _is_section(annotation: Any) -> type[BaseModel] | None:
 
 def _render_section(model: type[BaseModel], path: str, out: list[str]) -> None:
     instance = model()
-    scalars, tables = [], []
+    scalars: list[tuple[str, FieldInfo, type[BaseModel] | None]] = []
+    tables: list[tuple[str, FieldInfo, type[BaseModel] | None]] = []
     for name, info in model.model_fields.items():
         sub = _is_section(info.annotation)
         (tables if sub else scalars).append((name, info, sub))
