@@ -16,6 +16,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from edgeslm.mqtt import selfwake
 from tests.conftest import BrokerAddr
+from tests.integration.helpers import publisher
+from tests.util import wait_for
 
 N = 200
 
@@ -53,25 +55,10 @@ def _subscriber(b: BrokerAddr, cls: type[paho.Client], client_id: str, topic: st
 
 
 def _publish(b: BrokerAddr, topic: str, n: int) -> None:
-    pub = paho.Client(CallbackAPIVersion.VERSION2)
-    pub.connect(b.host, b.port)
-    pub.loop_start()
-    try:
+    with publisher(b) as pub:
         infos = [pub.publish(topic, f"{i}".encode(), qos=1) for i in range(n)]
         for info in infos:
             info.wait_for_publish(10)
-    finally:
-        pub.disconnect()
-        pub.loop_stop()
-
-
-def _wait(cond: Any, timeout: float = 10.0) -> bool:
-    end = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > end:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 def test_this_paho_is_the_one_it_was_written_against() -> None:
@@ -87,10 +74,10 @@ def test_pubacks_from_the_network_thread_do_not_wake_it(broker: BrokerAddr, cls:
     c, wake = _subscriber(broker, cls, cid, topic, got)
     try:
         _publish(broker, topic, N)
-        assert _wait(lambda: len(got) >= N), f"received {len(got)}/{N}"
+        assert wait_for(lambda: len(got) >= N), f"received {len(got)}/{N}"
         net = c._thread.ident  # type: ignore[union-attr]
         # the last PUBACKs leave before we look
-        assert _wait(lambda: not c.want_write())
+        assert wait_for(lambda: not c.want_write())
     finally:
         c.disconnect()
         c.loop_stop()
@@ -120,7 +107,7 @@ def test_a_publish_from_another_thread_still_wakes_the_loop(broker: BrokerAddr) 
         info = c.publish(topic, b"from the main thread", qos=1)
         info.wait_for_publish(10)
         assert info.is_published()
-        assert _wait(lambda: got == [b"from the main thread"])
+        assert wait_for(lambda: got == [b"from the main thread"])
     finally:
         c.disconnect()
         c.loop_stop()
